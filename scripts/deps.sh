@@ -1,0 +1,38 @@
+#!/bin/sh
+# Installs the Debian packages airlock needs to build, test and benchmark, and
+# only those that are missing. Non-interactive; works as root or through sudo.
+set -eu
+
+# Build: the four libraries of the design, plus Hyperscan for the classifier.
+BUILD="gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libhyperscan-dev"
+# Tests: the mock upstreams and the integration suite are Python (stdlib only),
+# curl for the demo, openssl for the TLS test upstream's certificate.
+TEST="python3 curl openssl"
+# Extras, only when asked: sanitizers' runtime, fuzzing, benchmark peers.
+EXTRA="clang libclang-rt-14-dev valgrind nginx-light wrk"
+
+want="$BUILD"
+case "${1:-build}" in
+  build) ;;
+  test) want="$BUILD $TEST" ;;
+  all) want="$BUILD $TEST $EXTRA" ;;
+  *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing$missing" >&2
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# nginx-light starts a system nginx on port 80; the benchmark runs its own.
+if echo "$missing" | grep -q nginx; then
+  $SUDO systemctl disable --now nginx >/dev/null 2>&1 || $SUDO service nginx stop >/dev/null 2>&1 || true
+fi
