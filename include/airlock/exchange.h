@@ -1,0 +1,160 @@
+/* exchange.h — one client request and everything airlock does for it: the
+ * body it read, the policy decision, each upstream attempt, and the bytes
+ * waiting to go back to the client. An exchange lives on one worker thread
+ * from the first byte of the request to the completion callback. */
+#ifndef AIRLOCK_EXCHANGE_H
+#define AIRLOCK_EXCHANGE_H
+
+#include <stdint.h>
+#include <curl/curl.h>
+#include <microhttpd.h>
+#include <cjson/cJSON.h>
+
+#include "airlock/classify.h"
+#include "airlock/config.h"
+#include "airlock/policy.h"
+#include "airlock/sse.h"
+#include "airlock/util.h"
+
+#define MAX_ATTEMPTS 20
+
+struct worker;
+
+enum endpoint {
+    EP_NONE,
+    EP_CHAT,            /* POST /v1/chat/completions */
+    EP_EMBEDDINGS,      /* POST /v1/embeddings */
+    EP_EXPLAIN,         /* POST /v1/airlock/explain */
+    EP_MODELS,          /* GET /v1/models */
+    EP_HEALTHZ,
+    EP_READYZ,
+};
+
+enum exchange_state {
+    EX_READING,         /* request body arriving */
+    EX_WAITING,         /* suspended: an upstream attempt is running */
+    EX_RESPOND,         /* a response is ready to queue when the handler runs again */
+    EX_STREAMING,       /* a streamed response is queued; bytes flow through `out` */
+    EX_DONE,            /* response queued; nothing more to do */
+};
+
+/* How one attempt ended, for the log, the 502 message and the circuit. */
+enum outcome {
+    OUT_NONE,
+    OUT_OK,
+    OUT_POLICY,         /* refused by clearance at the wire: never sent */
+    OUT_CONNECT,        /* could not connect, DNS, TLS */
+    OUT_TIMEOUT,        /* connect, first byte, idle or total deadline */
+    OUT_5XX,
+    OUT_429,
+    OUT_CONTEXT_LENGTH,
+    OUT_BAD_RESPONSE,   /* 200 that does not parse, stream cut short, in-stream error */
+    OUT_CLIENT_ERROR,   /* other 4xx: passed through */
+    OUT_ABORTED,        /* the client left */
+};
+
+struct attempt_record {
+    int backend;
+    enum outcome outcome;
+    long status;                /* upstream HTTP status, 0 if none */
+    char detail[96];            /* short reason, never upstream body text */
+    uint64_t ms;
+};
+
+struct exchange {
+    struct worker *worker;
+    struct MHD_Connection *conn;
+    struct config *cfg;         /* a reference, held for the whole exchange */
+    enum endpoint endpoint;
+    enum exchange_state state;
+    uint64_t started_us;
+    char request_id[80];
+    const char *method;
+    const char *path;
+
+    /* request */
+    struct buf body;
+    int body_too_large;
+    cJSON *json;
+    int stream;
+    const char *client_model;   /* points into json */
+
+    /* policy */
+    struct classification cls;
+    int level;
+    long prompt_tokens;
+    struct plan plan;
+    int next_candidate;
+    int clearance_excluded;     /* some backend was dropped for clearance */
+
+    /* attempts */
+    struct attempt_record tries[MAX_ATTEMPTS];
+    int n_tries;
+    int backend;                /* the backend of the current/last attempt, -1 none */
+
+    /* the current upstream transfer */
+    CURL *easy;
+    struct curl_slist *upstream_headers;
+    struct buf upstream_body;   /* what we send */
+    struct buf upstream_resp;   /* non-stream body, or an error body (bounded) */
+    long upstream_status;
+    long retry_after_s;
+    int got_first_byte;
+    uint64_t first_byte_deadline;   /* ms, 0 = none */
+    uint64_t idle_deadline;         /* ms, 0 = none */
+    int deadline_fired;             /* our own timer aborted the transfer */
+    enum outcome fail_outcome;      /* set by a callback that stopped the transfer */
+    char fail_detail[96];
+    uint64_t attempt_started_us;
+    int forced;                     /* tried a backend whose state said skip */
+    int paused;                     /* upstream paused for backpressure */
+    int want_unpause;
+    struct exchange *active_prev, *active_next;   /* worker's list of running transfers */
+    int on_active_list;
+    struct exchange *unpause_next;  /* worker's list of transfers to resume */
+    int on_unpause_list;
+
+    /* stream relay */
+    struct sse_parser sse;
+    struct buf held;            /* events before the first one worth committing to */
+    int committed;              /* bytes have been promised to the client */
+    int saw_finish, saw_done, saw_content;
+    unsigned dropped_events;
+
+    /* response to the client */
+    struct MHD_Response *response;  /* ready to queue (EX_RESPOND) */
+    unsigned response_status;
+    struct buf out;             /* stream bytes not yet taken by MHD */
+    size_t out_off;
+    int out_finished;           /* no more bytes will come */
+    int suspended;
+    size_t bytes_out;
+};
+
+/* http/request.c */
+int request_add_common_headers(struct exchange *ex, struct MHD_Response *r);
+
+/* http/errors.c: builds OpenAI's error object and makes it the response. */
+void respond_error(struct exchange *ex, unsigned status, const char *type,
+                   const char *code, const char *param, const char *message);
+void respond_buffer(struct exchange *ex, unsigned status, const char *content_type,
+                    const char *data, size_t len);
+/* Hands a prepared response to the connection: queued now if the handler is
+ * running, else when the resumed connection calls the handler again. */
+void respond_ready(struct exchange *ex, struct MHD_Response *r, unsigned status);
+
+/* upstream/proxy.c */
+void proxy_start(struct exchange *ex);
+void proxy_abort(struct exchange *ex);           /* the client left */
+void proxy_check_deadlines(struct worker *w, uint64_t now);
+void proxy_transfer_done(struct worker *w, CURL *easy, CURLcode result);
+void proxy_unpause_ready(struct worker *w);
+ssize_t proxy_stream_reader(void *cls, uint64_t pos, char *buf, size_t max);
+
+/* obs/log.c */
+void log_exchange(const struct exchange *ex);
+void log_event(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+const char *outcome_name(enum outcome o);
+
+#endif

@@ -1,0 +1,56 @@
+/* server.h — worker threads, each with its own event loop: one epoll set
+ * driving its own libmicrohttpd daemon (SO_REUSEPORT on the shared port) and
+ * its own curl multi handle. Nothing is shared between workers but the
+ * current config pointer and the backend state (health, circuits). */
+#ifndef AIRLOCK_SERVER_H
+#define AIRLOCK_SERVER_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <curl/curl.h>
+#include <microhttpd.h>
+
+#include "airlock/config.h"
+
+struct exchange;
+
+struct worker {
+    int id;
+    pthread_t thread;
+    int epfd;                   /* the loop's epoll set */
+    int wakefd;                 /* eventfd: stop / drain requests from main */
+    struct MHD_Daemon *mhd;
+    int mhd_epfd;
+    CURLM *multi;
+    long curl_timeout_ms;       /* from CURLMOPT_TIMERFUNCTION; -1 = none */
+    uint64_t curl_timer_set_at;
+    struct exchange *active;    /* transfers with deadlines of our own */
+    uint64_t next_deadline;     /* ms; 0 = none */
+    struct exchange *unpause;   /* paused transfers whose client has drained */
+    int draining;
+    int in_flight;              /* exchanges not yet completed */
+    uint64_t drain_deadline;
+    unsigned long connections;
+};
+
+/* Starts cfg->workers workers listening on cfg->listen_*. Returns 0 or -1
+ * (message already logged). */
+int server_start(struct config *cfg);
+
+/* Stops accepting, lets in-flight exchanges finish for up to timeout_ms, then
+ * stops every worker. */
+void server_drain_and_stop(long timeout_ms);
+
+/* The config new requests use; the caller owns a reference. */
+struct config *server_config(void);
+/* Swaps in a new config (takes the caller's reference). */
+void server_set_config(struct config *cfg);
+
+/* Registers a transfer's easy handle with the worker's multi. */
+int worker_add_transfer(struct worker *w, CURL *easy);
+void worker_remove_transfer(struct worker *w, CURL *easy);
+void worker_track(struct worker *w, struct exchange *ex);
+void worker_untrack(struct worker *w, struct exchange *ex);
+void worker_note_deadline(struct worker *w, uint64_t deadline_ms);
+
+#endif

@@ -1,0 +1,26 @@
+/* util.h — small helpers every directory uses: a growable byte buffer,
+ * monotonic milliseconds, and bounded string copies. */
+#ifndef AIRLOCK_UTIL_H
+#define AIRLOCK_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf {
+    char *data;
+    size_t len, cap;
+};
+
+/* Appends n bytes; returns 0, or -1 when out of memory (buf unchanged). */
+int buf_append(struct buf *b, const void *p, size_t n);
+int buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string literal, quotes included. */
+int buf_append_json_string(struct buf *b, const char *s);
+/* Drops the first n bytes. */
+void buf_consume(struct buf *b, size_t n);
+void buf_free(struct buf *b);
+
+uint64_t now_ms(void);
+uint64_t now_us(void);
+
+#endif

@@ -1,0 +1,283 @@
+/* request.c — reads a client request (headers, body within max_body_bytes),
+ * validates it, levels and routes it, then either answers at once (errors,
+ * models, health, explain) or hands it to the proxy. Also owns the
+ * exchange's lifetime: created on the first callback, freed on completion. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "airlock/exchange.h"
+#include "airlock/server.h"
+#include "http/handlers.h"
+#include "http/request.h"
+
+int request_in_flight(const struct worker *w)
+{
+    return w->in_flight;
+}
+
+static enum endpoint endpoint_of(const char *url)
+{
+    static const struct { const char *path; enum endpoint ep; } table[] = {
+        { "/v1/chat/completions", EP_CHAT },
+        { "/chat/completions", EP_CHAT },
+        { "/v1/embeddings", EP_EMBEDDINGS },
+        { "/embeddings", EP_EMBEDDINGS },
+        { "/v1/airlock/explain", EP_EXPLAIN },
+        { "/v1/models", EP_MODELS },
+        { "/models", EP_MODELS },
+        { "/healthz", EP_HEALTHZ },
+        { "/readyz", EP_READYZ },
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (strcmp(url, table[i].path) == 0)
+            return table[i].ep;
+    return EP_NONE;
+}
+
+static int endpoint_wants_body(enum endpoint ep)
+{
+    return ep == EP_CHAT || ep == EP_EMBEDDINGS || ep == EP_EXPLAIN;
+}
+
+static void make_request_id(struct exchange *ex)
+{
+    const char *given = MHD_lookup_connection_value(ex->conn, MHD_HEADER_KIND, "x-request-id");
+    if (given) {
+        size_t n = strlen(given);
+        int ok = n > 0 && n < sizeof ex->request_id;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = isalnum((unsigned char)given[i]) || strchr("-_.:/+=", given[i]);
+        if (ok) {
+            memcpy(ex->request_id, given, n + 1);
+            return;
+        }
+    }
+    static __thread uint64_t state;
+    if (!state)
+        state = now_us() ^ ((uint64_t)(uintptr_t)&state << 16) ^ 0x9e3779b97f4a7c15ull;
+    /* xorshift64*: unique enough for a request id, not a secret */
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    uint64_t a = state * 0x2545f4914f6cdd1dull;
+    snprintf(ex->request_id, sizeof ex->request_id, "req_%016llx", (unsigned long long)a);
+}
+
+int request_add_common_headers(struct exchange *ex, struct MHD_Response *r)
+{
+    char n[16];
+    MHD_add_response_header(r, "x-request-id", ex->request_id);
+    if (ex->endpoint != EP_CHAT && ex->endpoint != EP_EMBEDDINGS)
+        return 0;
+    const struct config *cfg = ex->cfg;
+    MHD_add_response_header(r, "x-airlock-level",
+                            ex->level >= 0 && ex->level < cfg->n_levels ? cfg->levels[ex->level] : "unknown");
+    MHD_add_response_header(r, "x-airlock-rule", ex->plan.route ? ex->plan.route->name : "none");
+    MHD_add_response_header(r, "x-airlock-backend",
+                            ex->backend >= 0 ? cfg->backends[ex->backend].name : "none");
+    int sent = 0;
+    for (int i = 0; i < ex->n_tries; i++)
+        sent += ex->tries[i].outcome != OUT_POLICY;
+    snprintf(n, sizeof n, "%d", sent);
+    MHD_add_response_header(r, "x-airlock-attempts", n);
+    return 0;
+}
+
+static struct exchange *exchange_new(struct worker *w, struct MHD_Connection *conn,
+                                     const char *url, const char *method)
+{
+    struct exchange *ex = calloc(1, sizeof(*ex));
+    if (!ex)
+        return NULL;
+    ex->cfg = server_config();
+    if (!ex->cfg) {
+        free(ex);
+        return NULL;
+    }
+    ex->worker = w;
+    ex->conn = conn;
+    ex->started_us = now_us();
+    ex->method = method;
+    ex->path = url;
+    ex->endpoint = endpoint_of(url);
+    ex->backend = -1;
+    ex->level = ex->cfg->n_levels - 1;  /* until classified: the top (fail closed) */
+    make_request_id(ex);
+    w->in_flight++;
+    return ex;
+}
+
+static void exchange_free(struct exchange *ex)
+{
+    if (ex->response)
+        MHD_destroy_response(ex->response);
+    cJSON_Delete(ex->json);
+    buf_free(&ex->body);
+    buf_free(&ex->upstream_body);
+    buf_free(&ex->upstream_resp);
+    buf_free(&ex->held);
+    buf_free(&ex->out);
+    sse_free(&ex->sse);
+    ex->worker->in_flight--;
+    config_unref(ex->cfg);
+    free(ex);
+}
+
+/* Only loopback peers may connect when no client keys are configured. */
+static int peer_allowed(struct exchange *ex)
+{
+    if (ex->cfg->n_clients > 0)
+        return 1;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return 0;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
+        return (ntohl(in4->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a))
+            return 1;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return 0;
+}
+
+static void dispatch(struct exchange *ex)
+{
+    if (!peer_allowed(ex)) {
+        respond_error(ex, 403, "permission_error", "forbidden", NULL,
+                      "only loopback clients may connect when no client keys are configured");
+        return;
+    }
+    if (ex->endpoint == EP_NONE) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "Unknown request URL: %.8s %.200s", ex->method, ex->path);
+        respond_error(ex, 404, "invalid_request_error", "unknown_url", NULL, msg);
+        return;
+    }
+    int post = strcmp(ex->method, "POST") == 0;
+    int get = strcmp(ex->method, "GET") == 0 || strcmp(ex->method, "HEAD") == 0;
+    if (endpoint_wants_body(ex->endpoint) ? !post : !get) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "Method %.8s is not allowed on %.200s; use %s",
+                 ex->method, ex->path, endpoint_wants_body(ex->endpoint) ? "POST" : "GET");
+        respond_error(ex, 405, "invalid_request_error", "method_not_allowed", NULL, msg);
+        return;
+    }
+    switch (ex->endpoint) {
+    case EP_HEALTHZ:
+        handle_healthz(ex);
+        return;
+    case EP_READYZ:
+        handle_readyz(ex);
+        return;
+    case EP_MODELS:
+        handle_models(ex);
+        return;
+    default:
+        break;
+    }
+    if (ex->body_too_large) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "Request body is larger than the limit of %zu bytes",
+                 ex->cfg->max_body_bytes);
+        respond_error(ex, 413, "invalid_request_error", "request_too_large", NULL, msg);
+        return;
+    }
+    if (handle_prepare(ex) < 0)
+        return;                 /* answered with an error */
+    if (ex->endpoint == EP_EXPLAIN)
+        handle_explain(ex);
+    else
+        proxy_start(ex);
+}
+
+static enum MHD_Result queue_ready_response(struct exchange *ex)
+{
+    struct MHD_Response *r = ex->response;
+    ex->response = NULL;
+    ex->state = ex->committed ? EX_STREAMING : EX_DONE;
+    enum MHD_Result rc = MHD_queue_response(ex->conn, ex->response_status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+enum MHD_Result request_handler(void *cls, struct MHD_Connection *conn, const char *url,
+                                const char *method, const char *version,
+                                const char *upload_data, size_t *upload_data_size,
+                                void **con_cls)
+{
+    struct worker *w = cls;
+    struct exchange *ex = *con_cls;
+    (void)version;
+
+    if (!ex) {
+        ex = exchange_new(w, conn, url, method);
+        if (!ex)
+            return MHD_NO;
+        *con_cls = ex;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > ex->cfg->max_body_bytes)
+            ex->body_too_large = 1;
+        return MHD_YES;
+    }
+
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (ex->body_too_large || !endpoint_wants_body(ex->endpoint))
+            return MHD_YES;     /* discard */
+        if (ex->body.len + n > ex->cfg->max_body_bytes) {
+            ex->body_too_large = 1;
+            buf_free(&ex->body);
+            return MHD_YES;
+        }
+        return buf_append(&ex->body, upload_data, n) < 0 ? MHD_NO : MHD_YES;
+    }
+
+    switch (ex->state) {
+    case EX_READING:
+        dispatch(ex);
+        if (ex->state == EX_RESPOND)
+            return queue_ready_response(ex);
+        if (ex->state == EX_WAITING && !ex->suspended) {
+            ex->suspended = 1;
+            MHD_suspend_connection(conn);
+        }
+        return ex->state == EX_DONE ? MHD_NO : MHD_YES;
+    case EX_RESPOND:
+        return queue_ready_response(ex);
+    case EX_WAITING:
+        if (!ex->suspended) {
+            ex->suspended = 1;
+            MHD_suspend_connection(conn);
+        }
+        return MHD_YES;
+    default:
+        return MHD_YES;
+    }
+}
+
+void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                       enum MHD_RequestTerminationCode toe)
+{
+    struct exchange *ex = *con_cls;
+    (void)cls;
+    (void)conn;
+    if (!ex)
+        return;
+    *con_cls = NULL;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && ex->response_status == 0)
+        ex->response_status = 499;  /* the client went away before an answer */
+    proxy_abort(ex);
+    log_exchange(ex);
+    exchange_free(ex);
+}

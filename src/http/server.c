@@ -1,0 +1,351 @@
+/* server.c — the workers. Each is one thread running one epoll loop that
+ * drives its own libmicrohttpd daemon (all daemons share the port through
+ * SO_REUSEPORT) and its own curl multi handle, so a request is read, routed,
+ * forwarded and relayed on a single thread without locks. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "airlock/exchange.h"
+#include "airlock/server.h"
+#include "http/request.h"
+
+#define MAX_EVENTS 128
+
+static struct worker *workers;
+static int n_workers;
+static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct config *current_config;
+
+struct config *server_config(void)
+{
+    pthread_mutex_lock(&config_lock);
+    struct config *cfg = config_ref(current_config);
+    pthread_mutex_unlock(&config_lock);
+    return cfg;
+}
+
+void server_set_config(struct config *cfg)
+{
+    pthread_mutex_lock(&config_lock);
+    struct config *old = current_config;
+    current_config = cfg;
+    pthread_mutex_unlock(&config_lock);
+    if (old)
+        config_unref(old);
+}
+
+/* ---- curl multi <-> epoll ---- */
+
+static int curl_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    struct worker *w = userp;
+    (void)easy;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(w->epfd, EPOLL_CTL_DEL, s, NULL);
+        return 0;
+    }
+    struct epoll_event ev = { 0 };
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+    ev.data.fd = s;
+    (void)socketp;
+    if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, s, &ev) < 0 && errno == ENOENT)
+        epoll_ctl(w->epfd, EPOLL_CTL_ADD, s, &ev);
+    return 0;
+}
+
+static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct worker *w = userp;
+    (void)multi;
+    w->curl_timeout_ms = timeout_ms;
+    w->curl_timer_set_at = now_ms();
+    return 0;
+}
+
+int worker_add_transfer(struct worker *w, CURL *easy)
+{
+    return curl_multi_add_handle(w->multi, easy) == CURLM_OK ? 0 : -1;
+}
+
+void worker_remove_transfer(struct worker *w, CURL *easy)
+{
+    curl_multi_remove_handle(w->multi, easy);
+}
+
+static void drain_curl_messages(struct worker *w)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(w->multi, &left)))
+        if (msg->msg == CURLMSG_DONE)
+            proxy_transfer_done(w, msg->easy_handle, msg->data.result);
+}
+
+/* ---- deadlines of our own (first byte, idle) ---- */
+
+void worker_track(struct worker *w, struct exchange *ex)
+{
+    if (ex->on_active_list)
+        return;
+    ex->active_prev = NULL;
+    ex->active_next = w->active;
+    if (w->active)
+        w->active->active_prev = ex;
+    w->active = ex;
+    ex->on_active_list = 1;
+}
+
+void worker_untrack(struct worker *w, struct exchange *ex)
+{
+    if (!ex->on_active_list)
+        return;
+    if (ex->active_prev)
+        ex->active_prev->active_next = ex->active_next;
+    else
+        w->active = ex->active_next;
+    if (ex->active_next)
+        ex->active_next->active_prev = ex->active_prev;
+    ex->active_prev = ex->active_next = NULL;
+    ex->on_active_list = 0;
+}
+
+void worker_note_deadline(struct worker *w, uint64_t deadline_ms)
+{
+    if (deadline_ms && (!w->next_deadline || deadline_ms < w->next_deadline))
+        w->next_deadline = deadline_ms;
+}
+
+/* ---- the loop ---- */
+
+static int loop_timeout(struct worker *w, uint64_t now)
+{
+    long t = -1;
+    if (w->curl_timeout_ms >= 0) {
+        uint64_t due = w->curl_timer_set_at + (uint64_t)w->curl_timeout_ms;
+        t = due > now ? (long)(due - now) : 0;
+    }
+    MHD_UNSIGNED_LONG_LONG mt;
+    if (MHD_get_timeout(w->mhd, &mt) == MHD_YES && (t < 0 || (long)mt < t))
+        t = (long)mt;
+    if (w->next_deadline) {
+        long d = w->next_deadline > now ? (long)(w->next_deadline - now) : 0;
+        if (t < 0 || d < t)
+            t = d;
+    }
+    if (w->draining && (t < 0 || t > 50))
+        t = 50;
+    return t > 1000 ? 1000 : (int)t;
+}
+
+static void begin_drain(struct worker *w)
+{
+    if (w->draining)
+        return;
+    w->draining = 1;
+    MHD_socket fd = MHD_quiesce_daemon(w->mhd);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct epoll_event events[MAX_EVENTS];
+    int running;
+
+    for (;;) {
+        uint64_t now = now_ms();
+        int n = epoll_wait(w->epfd, events, MAX_EVENTS, loop_timeout(w, now));
+        if (n < 0 && errno != EINTR)
+            break;
+        for (int i = 0; i < n; i++) {
+            int fd = events[i].data.fd;
+            if (fd == w->mhd_epfd)
+                continue;       /* MHD_run below */
+            if (fd == w->wakefd) {
+                uint64_t v;
+                if (read(w->wakefd, &v, sizeof v) < 0 && errno != EAGAIN)
+                    log_event("warn", "worker %d: wake read failed", w->id);
+                begin_drain(w);
+                continue;
+            }
+            int flags = 0;
+            if (events[i].events & EPOLLIN)
+                flags |= CURL_CSELECT_IN;
+            if (events[i].events & EPOLLOUT)
+                flags |= CURL_CSELECT_OUT;
+            if (events[i].events & (EPOLLERR | EPOLLHUP))
+                flags |= CURL_CSELECT_ERR;
+            curl_multi_socket_action(w->multi, fd, flags, &running);
+        }
+        now = now_ms();
+        if (w->curl_timeout_ms >= 0 &&
+            now >= w->curl_timer_set_at + (uint64_t)w->curl_timeout_ms) {
+            w->curl_timeout_ms = -1;
+            curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        }
+        drain_curl_messages(w);
+        if (w->next_deadline && now >= w->next_deadline)
+            proxy_check_deadlines(w, now);
+        proxy_unpause_ready(w);
+        drain_curl_messages(w);
+        MHD_run(w->mhd);
+
+        if (w->draining) {
+            if (request_in_flight(w) == 0 || now >= w->drain_deadline)
+                break;
+        }
+    }
+    if (request_in_flight(w) > 0)
+        log_event("warn", "worker %d: drain timeout, %d requests cut", w->id, request_in_flight(w));
+    return NULL;
+}
+
+/* ---- start and stop ---- */
+
+static int listen_address(const struct config *cfg, int port, struct sockaddr_storage *ss, int *v6)
+{
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    const char *host = cfg->listen_host && *cfg->listen_host ? cfg->listen_host : "0.0.0.0";
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        *v6 = 0;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        *v6 = 1;
+        return 0;
+    }
+    if (strcmp(host, "localhost") == 0) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        in4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        *v6 = 0;
+        return 0;
+    }
+    return -1;
+}
+
+static int worker_init(struct worker *w, const struct config *cfg, int port)
+{
+    struct sockaddr_storage ss;
+    int v6;
+    if (listen_address(cfg, port, &ss, &v6) < 0) {
+        log_event("error", "listen: '%s' is not a numeric address", cfg->listen_host);
+        return -1;
+    }
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
+    if (v6)
+        flags |= MHD_USE_IPv6;
+    w->mhd = MHD_start_daemon(flags, 0, NULL, NULL, request_handler, w,
+                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                              MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+                              MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)60000,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+                              MHD_OPTION_NOTIFY_COMPLETED, request_completed, w,
+                              MHD_OPTION_END);
+    if (!w->mhd) {
+        log_event("error", "cannot listen on %s:%d: %s", cfg->listen_host, port, strerror(errno));
+        return -1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    w->mhd_epfd = info ? info->epoll_fd : -1;
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->multi = curl_multi_init();
+    if (w->mhd_epfd < 0 || w->epfd < 0 || w->wakefd < 0 || !w->multi)
+        return -1;
+    struct epoll_event ev = { .events = EPOLLIN };
+    ev.data.fd = w->mhd_epfd;
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->mhd_epfd, &ev);
+    ev.data.fd = w->wakefd;
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev);
+    w->curl_timeout_ms = -1;
+    curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
+    curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
+    curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+    curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
+    curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+    curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, 1024L);
+    return 0;
+}
+
+static void worker_fini(struct worker *w)
+{
+    if (w->mhd)
+        MHD_stop_daemon(w->mhd);
+    if (w->multi)
+        curl_multi_cleanup(w->multi);
+    if (w->epfd >= 0)
+        close(w->epfd);
+    if (w->wakefd >= 0)
+        close(w->wakefd);
+}
+
+int server_start(struct config *cfg)
+{
+    server_set_config(config_ref(cfg));
+    n_workers = cfg->workers > 0 ? cfg->workers : 1;
+    workers = calloc((size_t)n_workers, sizeof(*workers));
+    if (!workers)
+        return -1;
+    int port = cfg->listen_port;
+    for (int i = 0; i < n_workers; i++) {
+        struct worker *w = &workers[i];
+        w->id = i;
+        w->epfd = w->wakefd = -1;
+        if (worker_init(w, cfg, port) < 0)
+            goto fail;
+        if (port == 0) {
+            const union MHD_DaemonInfo *info = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_BIND_PORT);
+            port = info ? info->port : 0;
+        }
+    }
+    for (int i = 0; i < n_workers; i++) {
+        if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
+            log_event("error", "cannot start worker thread");
+            goto fail;
+        }
+    }
+    log_event("info", "listening on %s:%d with %d workers", cfg->listen_host, port, n_workers);
+    return 0;
+fail:
+    for (int i = 0; i < n_workers; i++)
+        worker_fini(&workers[i]);
+    free(workers);
+    workers = NULL;
+    return -1;
+}
+
+void server_drain_and_stop(long timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    for (int i = 0; i < n_workers; i++) {
+        uint64_t one = 1;
+        workers[i].drain_deadline = deadline;
+        if (write(workers[i].wakefd, &one, sizeof one) < 0)
+            log_event("warn", "cannot wake worker %d", i);
+    }
+    for (int i = 0; i < n_workers; i++)
+        pthread_join(workers[i].thread, NULL);
+    for (int i = 0; i < n_workers; i++)
+        worker_fini(&workers[i]);
+    free(workers);
+    workers = NULL;
+    n_workers = 0;
+    server_set_config(NULL);
+}

@@ -1,0 +1,105 @@
+/* log.c — one JSON line per request on stderr (ids, route, level, each
+ * attempt's backend and outcome, status, latency, bytes), plus plain event
+ * lines. Never prompt or completion text, never keys, never matched PII:
+ * only names and numbers from the config and the exchange's bookkeeping. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "airlock/exchange.h"
+
+const char *outcome_name(enum outcome o)
+{
+    static const char *const names[] = {
+        [OUT_NONE] = "skipped", [OUT_OK] = "ok", [OUT_POLICY] = "policy_refused",
+        [OUT_CONNECT] = "connect_error", [OUT_TIMEOUT] = "timeout", [OUT_5XX] = "5xx",
+        [OUT_429] = "429", [OUT_CONTEXT_LENGTH] = "context_length",
+        [OUT_BAD_RESPONSE] = "bad_response", [OUT_CLIENT_ERROR] = "client_error",
+        [OUT_ABORTED] = "client_aborted",
+    };
+    return (unsigned)o < sizeof names / sizeof names[0] ? names[o] : "unknown";
+}
+
+static void timestamp(char *out, size_t n)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t k = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + k, n - k, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+static void write_line(struct buf *b)
+{
+    if (!b->data)
+        return;
+    buf_append(b, "\n", 1);
+    fwrite(b->data, 1, b->len, stderr);    /* one write per line: lines never interleave */
+    fflush(stderr);
+}
+
+void log_exchange(const struct exchange *ex)
+{
+    const struct config *cfg = ex->cfg;
+    char ts[40];
+    struct buf b = { 0 };
+    timestamp(ts, sizeof ts);
+    buf_appendf(&b, "{\"ts\":\"%s\",\"msg\":\"request\",\"request_id\":", ts);
+    buf_append_json_string(&b, ex->request_id);
+    buf_append(&b, ",\"method\":", 10);
+    buf_append_json_string(&b, ex->method);
+    buf_append(&b, ",\"path\":", 8);
+    buf_append_json_string(&b, ex->path);
+    buf_appendf(&b, ",\"status\":%u", ex->response_status);
+    if (ex->endpoint == EP_CHAT || ex->endpoint == EP_EMBEDDINGS || ex->endpoint == EP_EXPLAIN) {
+        buf_append(&b, ",\"level\":", 9);
+        buf_append_json_string(&b, cfg->levels[ex->level]);
+        buf_append(&b, ",\"route\":", 9);
+        if (ex->plan.route)
+            buf_append_json_string(&b, ex->plan.route->name);
+        else
+            buf_append(&b, "null", 4);
+        buf_appendf(&b, ",\"stream\":%s,\"detectors\":[", ex->stream ? "true" : "false");
+        for (int i = 0; i < ex->cls.n_hits; i++) {
+            buf_appendf(&b, "%s{\"name\":", i ? "," : "");
+            buf_append_json_string(&b, ex->cls.hits[i].detector);
+            buf_appendf(&b, ",\"count\":%u}", ex->cls.hits[i].count);
+        }
+        buf_append(&b, "],\"attempts\":[", 14);
+        for (int i = 0; i < ex->n_tries; i++) {
+            const struct attempt_record *t = &ex->tries[i];
+            buf_appendf(&b, "%s{\"backend\":", i ? "," : "");
+            buf_append_json_string(&b, cfg->backends[t->backend].name);
+            buf_appendf(&b, ",\"outcome\":\"%s\",\"status\":%ld,\"ms\":%llu,\"detail\":",
+                        outcome_name(t->outcome), t->status < 0 ? 0 : t->status,
+                        (unsigned long long)t->ms);
+            buf_append_json_string(&b, t->detail);
+            buf_append(&b, "}", 1);
+        }
+        buf_append(&b, "]", 1);
+        if (ex->dropped_events)
+            buf_appendf(&b, ",\"dropped_events\":%u", ex->dropped_events);
+    }
+    buf_appendf(&b, ",\"bytes_in\":%zu,\"bytes_out\":%zu,\"ms\":%.3f}", ex->body.len, ex->bytes_out,
+                (double)(now_us() - ex->started_us) / 1000.0);
+    write_line(&b);
+    buf_free(&b);
+}
+
+void log_event(const char *level, const char *fmt, ...)
+{
+    char ts[40], msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    timestamp(ts, sizeof ts);
+    struct buf b = { 0 };
+    buf_appendf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level);
+    buf_append_json_string(&b, msg);
+    buf_append(&b, "}", 1);
+    write_line(&b);
+    buf_free(&b);
+}

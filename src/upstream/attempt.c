@@ -1,0 +1,323 @@
+/* attempt.c — one try of one backend: the clearance check at the wire, the
+ * curl easy handle, its callbacks, our own first-byte and idle deadlines,
+ * and the verdict on how the try ended. What happens next (relay, fall
+ * back, give up) is proxy.c's business. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "airlock/exchange.h"
+#include "airlock/server.h"
+#include "airlock/state.h"
+#include "airlock/upstream.h"
+#include "upstream/attempt.h"
+
+#define MAX_ERROR_BODY (64 * 1024)
+#define MAX_JSON_BODY (64u * 1024 * 1024)
+
+static size_t on_header(char *line, size_t size, size_t nitems, void *userdata)
+{
+    struct exchange *ex = userdata;
+    size_t n = size * nitems;
+    static const char ra[] = "retry-after:";
+    if (n > sizeof ra && strncasecmp(line, ra, sizeof ra - 1) == 0) {
+        char tmp[32];
+        size_t m = n - (sizeof ra - 1);
+        if (m >= sizeof tmp)
+            m = sizeof tmp - 1;
+        memcpy(tmp, line + sizeof ra - 1, m);
+        tmp[m] = '\0';
+        char *end;
+        long v = strtol(tmp, &end, 10);
+        if (end != tmp && v >= 0)
+            ex->retry_after_s = v;
+    }
+    return n;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    struct exchange *ex = userdata;
+    size_t n = size * nmemb;
+    const struct backend *b = &ex->cfg->backends[ex->backend];
+    uint64_t now = now_ms();
+
+    if (!ex->got_first_byte) {
+        ex->got_first_byte = 1;
+        ex->first_byte_deadline = 0;
+        curl_easy_getinfo(ex->easy, CURLINFO_RESPONSE_CODE, &ex->upstream_status);
+    }
+    int ok_status = ex->upstream_status >= 200 && ex->upstream_status < 300;
+    if (ok_status && ex->stream) {
+        if (relay_would_block(ex)) {
+            ex->paused = 1;
+            ex->idle_deadline = 0;  /* the client is slow, not the upstream */
+            return CURL_WRITEFUNC_PAUSE;
+        }
+        ex->idle_deadline = now + (uint64_t)b->timeouts.idle_ms;
+        worker_note_deadline(ex->worker, ex->idle_deadline);
+        return relay_feed(ex, data, n) == 0 ? n : 0;
+    }
+    ex->idle_deadline = now + (uint64_t)b->timeouts.idle_ms;
+    worker_note_deadline(ex->worker, ex->idle_deadline);
+    size_t cap = ok_status ? MAX_JSON_BODY : MAX_ERROR_BODY;
+    if (ex->upstream_resp.len + n > cap) {
+        if (!ok_status)
+            return n;           /* keep the head of an error body; it says enough */
+        attempt_fail(ex, OUT_BAD_RESPONSE, "response body too large");
+        return 0;
+    }
+    return buf_append(&ex->upstream_resp, data, n) == 0 ? n : 0;
+}
+
+static const char *endpoint_path(enum endpoint ep)
+{
+    return ep == EP_EMBEDDINGS ? "/embeddings" : "/chat/completions";
+}
+
+static int build_body(struct exchange *ex, const char *model)
+{
+    ex->upstream_body.len = 0;
+    if (!model)
+        return buf_append(&ex->upstream_body, ex->body.data, ex->body.len);
+    if (body_with_model(&ex->upstream_body, ex->body.data, ex->body.len, model) == 0)
+        return 0;
+    /* the splicer declined (an escaped key): re-serialize the parsed tree */
+    ex->upstream_body.len = 0;
+    cJSON *copy = cJSON_Duplicate(ex->json, 1);
+    if (!copy)
+        return -1;
+    cJSON_DeleteItemFromObjectCaseSensitive(copy, "model");
+    cJSON_AddStringToObject(copy, "model", model);
+    char *s = cJSON_PrintUnformatted(copy);
+    cJSON_Delete(copy);
+    if (!s)
+        return -1;
+    int rc = buf_append(&ex->upstream_body, s, strlen(s));
+    cJSON_free(s);
+    return rc;
+}
+
+static void record(struct exchange *ex, int backend, enum outcome o, const char *detail)
+{
+    if (ex->n_tries >= MAX_ATTEMPTS)
+        return;
+    struct attempt_record *t = &ex->tries[ex->n_tries++];
+    memset(t, 0, sizeof(*t));
+    t->backend = backend;
+    t->outcome = o;
+    if (detail)
+        snprintf(t->detail, sizeof t->detail, "%s", detail);
+}
+
+int attempt_begin(struct exchange *ex, const struct candidate *cand)
+{
+    const struct config *cfg = ex->cfg;
+    const struct backend *b = &cfg->backends[cand->backend];
+    char url[2048];
+
+    /* The invariant, at the last step before bytes go on the wire: whatever
+     * the route said, a backend never receives a level above its clearance. */
+    if (!clearance_allows(cfg, b, ex->level)) {
+        record(ex, b->index, OUT_POLICY, "refused: level above clearance");
+        log_event("warn", "request %s: clearance refused %s at the wire", ex->request_id, b->name);
+        return -1;
+    }
+    if (build_body(ex, cand->model) < 0) {
+        record(ex, b->index, OUT_BAD_RESPONSE, "out of memory");
+        return -1;
+    }
+    if ((size_t)snprintf(url, sizeof url, "%s%s", b->url, endpoint_path(ex->endpoint)) >= sizeof url) {
+        record(ex, b->index, OUT_CONNECT, "URL too long");
+        return -1;
+    }
+
+    CURL *e = curl_easy_init();
+    if (!e) {
+        record(ex, b->index, OUT_CONNECT, "out of memory");
+        return -1;
+    }
+    struct curl_slist *h = NULL;
+    char line[512];
+    h = curl_slist_append(h, "Content-Type: application/json");
+    h = curl_slist_append(h, "Expect:");
+    h = curl_slist_append(h, ex->stream ? "Accept: text/event-stream" : "Accept: application/json");
+    snprintf(line, sizeof line, "x-request-id: %s", ex->request_id);
+    h = curl_slist_append(h, line);
+    if (b->api_key) {
+        struct buf auth = { 0 };
+        if (b->provider == PROVIDER_AZURE)
+            buf_appendf(&auth, "api-key: %s", b->api_key);
+        else
+            buf_appendf(&auth, "Authorization: Bearer %s", b->api_key);
+        if (auth.data)
+            h = curl_slist_append(h, auth.data);
+        if (auth.data)
+            explicit_bzero(auth.data, auth.len);
+        buf_free(&auth);
+    }
+
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, ex->upstream_body.data);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)ex->upstream_body.len);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, b->timeouts.connect_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, b->timeouts.total_ms);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, ex);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, ex);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, ex);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (b->zone == ZONE_LOCAL)
+        curl_easy_setopt(e, CURLOPT_PROXY, "");     /* never route local traffic via a proxy */
+
+    ex->easy = e;
+    ex->upstream_headers = h;
+    ex->upstream_status = 0;
+    ex->retry_after_s = -1;
+    ex->upstream_resp.len = 0;
+    ex->got_first_byte = 0;
+    ex->deadline_fired = 0;
+    ex->fail_outcome = OUT_NONE;
+    ex->paused = 0;
+    relay_reset(ex);
+    ex->backend = b->index;
+    ex->attempt_started_us = now_us();
+    record(ex, b->index, OUT_NONE, NULL);
+    ex->first_byte_deadline = now_ms() + (uint64_t)b->timeouts.first_byte_ms;
+    ex->idle_deadline = 0;
+    worker_track(ex->worker, ex);
+    worker_note_deadline(ex->worker, ex->first_byte_deadline);
+    if (worker_add_transfer(ex->worker, e) < 0) {
+        attempt_release(ex);
+        struct attempt_record *t = &ex->tries[ex->n_tries - 1];
+        t->outcome = OUT_CONNECT;
+        snprintf(t->detail, sizeof t->detail, "cannot start transfer");
+        return -1;
+    }
+    return 0;
+}
+
+void attempt_release(struct exchange *ex)
+{
+    if (ex->easy) {
+        worker_remove_transfer(ex->worker, ex->easy);
+        curl_easy_cleanup(ex->easy);
+        ex->easy = NULL;
+    }
+    curl_slist_free_all(ex->upstream_headers);
+    ex->upstream_headers = NULL;
+    ex->paused = 0;
+    ex->first_byte_deadline = ex->idle_deadline = 0;
+    worker_untrack(ex->worker, ex);
+}
+
+void attempt_fail(struct exchange *ex, enum outcome o, const char *detail)
+{
+    if (ex->fail_outcome != OUT_NONE)
+        return;
+    ex->fail_outcome = o;
+    snprintf(ex->fail_detail, sizeof ex->fail_detail, "%s", detail);
+}
+
+static enum outcome from_curl(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+        return OUT_CONNECT;
+    case CURLE_OPERATION_TIMEDOUT:
+        return OUT_TIMEOUT;
+    default:
+        return OUT_BAD_RESPONSE;
+    }
+}
+
+enum outcome attempt_verdict(struct exchange *ex, CURLcode rc)
+{
+    struct attempt_record *t = &ex->tries[ex->n_tries - 1];
+    enum outcome o;
+    long st = ex->upstream_status;
+
+    if (!st && ex->easy)
+        curl_easy_getinfo(ex->easy, CURLINFO_RESPONSE_CODE, &st);
+    ex->upstream_status = st;
+    t->status = st;
+    t->ms = (now_us() - ex->attempt_started_us) / 1000;
+
+    if (ex->fail_outcome != OUT_NONE) {
+        o = ex->fail_outcome;
+        snprintf(t->detail, sizeof t->detail, "%s", ex->fail_detail);
+    } else if (rc != CURLE_OK) {
+        o = from_curl(rc);
+        snprintf(t->detail, sizeof t->detail, "%s", curl_easy_strerror(rc));
+    } else if (st >= 200 && st < 300) {
+        o = ex->stream ? relay_verdict(ex, t->detail, sizeof t->detail) : OUT_OK;
+        if (!ex->stream) {
+            cJSON *j = cJSON_ParseWithLength(ex->upstream_resp.data ? ex->upstream_resp.data : "",
+                                             ex->upstream_resp.len);
+            if (!j) {
+                o = OUT_BAD_RESPONSE;
+                snprintf(t->detail, sizeof t->detail, "HTTP %ld with a body that is not JSON", st);
+            } else if (cJSON_GetObjectItemCaseSensitive(j, "error") &&
+                       !cJSON_GetObjectItemCaseSensitive(j, "choices") &&
+                       !cJSON_GetObjectItemCaseSensitive(j, "data")) {
+                o = OUT_BAD_RESPONSE;
+                snprintf(t->detail, sizeof t->detail, "HTTP %ld carrying an error object", st);
+            }
+            cJSON_Delete(j);
+        }
+    } else if (is_context_length_error(st, ex->upstream_resp.data, ex->upstream_resp.len)) {
+        o = OUT_CONTEXT_LENGTH;
+        snprintf(t->detail, sizeof t->detail, "HTTP %ld context length exceeded", st);
+    } else if (st == 429) {
+        o = OUT_429;
+        snprintf(t->detail, sizeof t->detail, "HTTP 429 rate limited");
+    } else if (st >= 500) {
+        o = OUT_5XX;
+        snprintf(t->detail, sizeof t->detail, "HTTP %ld", st);
+    } else if (st >= 400) {
+        o = OUT_CLIENT_ERROR;
+        snprintf(t->detail, sizeof t->detail, "HTTP %ld", st);
+    } else {
+        o = OUT_BAD_RESPONSE;
+        snprintf(t->detail, sizeof t->detail, "unexpected HTTP %ld", st);
+    }
+    t->outcome = o;
+
+    /* What the circuit learns: a live backend (even one refusing the
+     * request) is a success; 429 only cools it down. */
+    const struct backend *b = &ex->cfg->backends[ex->backend];
+    if (o == OUT_429) {
+        long s = ex->retry_after_s >= 0 ? ex->retry_after_s : 1;
+        uint64_t ms = (uint64_t)s * 1000;
+        if (ms > (uint64_t)ex->cfg->retry_after_max_ms)
+            ms = (uint64_t)ex->cfg->retry_after_max_ms;
+        state_cooldown(b, ms);
+        state_record(ex->cfg, b, 1);
+    } else if (o != OUT_ABORTED) {
+        state_record(ex->cfg, b, o == OUT_OK || o == OUT_CLIENT_ERROR || o == OUT_CONTEXT_LENGTH);
+    }
+    return o;
+}
+
+void attempt_record_skip(struct exchange *ex, int backend, enum outcome o, const char *detail)
+{
+    record(ex, backend, o, detail);
+}

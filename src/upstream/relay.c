@@ -1,0 +1,191 @@
+/* relay.c — relays an upstream SSE stream to the client event by event.
+ * Events are held back until the first one that carries content (so a
+ * failure before it can still fall back), malformed events are dropped, an
+ * in-stream error stops the attempt, and a slow client pauses the upstream
+ * transfer instead of growing memory. */
+#include <stdio.h>
+#include <string.h>
+
+#include "airlock/exchange.h"
+#include "airlock/server.h"
+#include "upstream/attempt.h"
+
+#define HIGH_WATER (256 * 1024)     /* pause the upstream above this */
+#define LOW_WATER (64 * 1024)       /* resume it below this */
+#define HOLD_LIMIT (16 * 1024)      /* commit even without content past this */
+
+void relay_reset(struct exchange *ex)
+{
+    sse_reset(&ex->sse);
+    ex->held.len = 0;
+    ex->saw_finish = ex->saw_done = ex->saw_content = 0;
+}
+
+int relay_would_block(const struct exchange *ex)
+{
+    return ex->committed && ex->out.len - ex->out_off > HIGH_WATER;
+}
+
+/* Writes one event, each line of its data behind its own "data: ". */
+static int emit(struct buf *b, const char *data, size_t len)
+{
+    size_t i = 0;
+    do {
+        const char *nl = memchr(data + i, '\n', len - i);
+        size_t end = nl ? (size_t)(nl - data) : len;
+        if (buf_append(b, "data: ", 6) < 0 || buf_append(b, data + i, end - i) < 0 ||
+            buf_append(b, "\n", 1) < 0)
+            return -1;
+        i = end + 1;
+    } while (i < len);
+    return buf_append(b, "\n", 1);
+}
+
+static void inspect_choices(struct exchange *ex, const cJSON *chunk)
+{
+    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(chunk, "choices");
+    const cJSON *c;
+    cJSON_ArrayForEach(c, choices) {
+        const cJSON *fr = cJSON_GetObjectItemCaseSensitive(c, "finish_reason");
+        if (cJSON_IsString(fr))
+            ex->saw_finish = 1;
+        const cJSON *delta = cJSON_GetObjectItemCaseSensitive(c, "delta");
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(delta, "content");
+        if ((cJSON_IsString(content) && content->valuestring[0]) ||
+            cJSON_GetObjectItemCaseSensitive(delta, "tool_calls") ||
+            cJSON_GetObjectItemCaseSensitive(delta, "function_call") ||
+            cJSON_GetObjectItemCaseSensitive(delta, "reasoning_content"))
+            ex->saw_content = 1;
+    }
+}
+
+#define EVENT_DONE 1
+#define EVENT_STOP 2
+
+static int on_event(void *ctx, const char *data, size_t len)
+{
+    struct exchange *ex = ctx;
+    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+        ex->saw_done = 1;
+        return EVENT_DONE;
+    }
+    cJSON *chunk = cJSON_ParseWithLength(data, len);
+    if (!chunk || !cJSON_IsObject(chunk)) {
+        cJSON_Delete(chunk);
+        ex->dropped_events++;
+        return 0;
+    }
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(chunk, "error");
+    if (err && !cJSON_IsNull(err)) {
+        cJSON_Delete(chunk);
+        attempt_fail(ex, OUT_BAD_RESPONSE, "error event in the stream");
+        return EVENT_STOP;
+    }
+    inspect_choices(ex, chunk);
+    cJSON_Delete(chunk);
+    if (emit(ex->committed ? &ex->out : &ex->held, data, len) < 0) {
+        attempt_fail(ex, OUT_BAD_RESPONSE, "out of memory");
+        return EVENT_STOP;
+    }
+    if (!ex->committed && (ex->saw_content || ex->saw_finish || ex->held.len > HOLD_LIMIT)) {
+        if (relay_commit(ex) < 0) {
+            attempt_fail(ex, OUT_BAD_RESPONSE, "out of memory");
+            return EVENT_STOP;
+        }
+    }
+    relay_wake_client(ex);
+    return 0;
+}
+
+int relay_feed(struct exchange *ex, const char *data, size_t len)
+{
+    if (ex->saw_done)
+        return 0;               /* anything after [DONE] is ignored */
+    int rc = sse_feed(&ex->sse, data, len, on_event, ex);
+    if (rc == 0 || rc == EVENT_DONE)
+        return 0;
+    if (rc == -1)
+        attempt_fail(ex, OUT_BAD_RESPONSE, "stream event too large or out of memory");
+    return -1;
+}
+
+enum outcome relay_verdict(struct exchange *ex, char *detail, size_t n)
+{
+    if (ex->saw_done || ex->saw_finish)
+        return OUT_OK;
+    snprintf(detail, n, "stream ended before finish_reason");
+    return OUT_BAD_RESPONSE;
+}
+
+int relay_commit(struct exchange *ex)
+{
+    if (ex->committed)
+        return 0;
+    if (buf_append(&ex->out, ex->held.data ? ex->held.data : "", ex->held.len) < 0)
+        return -1;
+    ex->held.len = 0;
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, proxy_stream_reader, ex, NULL);
+    if (!r)
+        return -1;
+    ex->committed = 1;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(r, "X-Accel-Buffering", "no");
+    respond_ready(ex, r, 200);
+    return 0;
+}
+
+void relay_finish(struct exchange *ex, int ok, const char *message)
+{
+    if (ok) {
+        buf_append(&ex->out, "data: [DONE]\n\n", 14);
+    } else {
+        struct buf e = { 0 };
+        buf_append(&e, "{\"error\":{\"message\":", 20);
+        buf_append_json_string(&e, message);
+        buf_append(&e, ",\"type\":\"upstream_error\",\"param\":null,\"code\":\"stream_interrupted\"}}", 68);
+        if (e.data)
+            emit(&ex->out, e.data, e.len);
+        buf_free(&e);
+    }
+    ex->out_finished = 1;
+    relay_wake_client(ex);
+}
+
+void relay_wake_client(struct exchange *ex)
+{
+    if (ex->state == EX_STREAMING && ex->suspended) {
+        ex->suspended = 0;
+        MHD_resume_connection(ex->conn);
+    }
+}
+
+ssize_t proxy_stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct exchange *ex = cls;
+    (void)pos;
+    size_t avail = ex->out.len - ex->out_off;
+    if (avail) {
+        size_t n = avail < max ? avail : max;
+        memcpy(buf, ex->out.data + ex->out_off, n);
+        ex->out_off += n;
+        if (ex->out_off == ex->out.len)
+            ex->out.len = ex->out_off = 0;
+        ex->bytes_out += n;
+        if (ex->paused && ex->out.len - ex->out_off < LOW_WATER && !ex->on_unpause_list) {
+            struct worker *w = ex->worker;
+            ex->unpause_next = w->unpause;
+            w->unpause = ex;
+            ex->on_unpause_list = 1;
+        }
+        return (ssize_t)n;
+    }
+    if (ex->out_finished)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (!ex->suspended) {
+        ex->suspended = 1;
+        MHD_suspend_connection(ex->conn);
+    }
+    return 0;
+}
