@@ -1,0 +1,81 @@
+/* test_body.c — the upstream body keeps the client's bytes and changes only
+ * the top-level model; context-length errors of every server are known. */
+#include "t.h"
+#include "airlock/upstream.h"
+
+static const char *splice(const char *in, const char *model, struct buf *out)
+{
+    out->len = 0;
+    if (body_with_model(out, in, strlen(in), model) < 0)
+        return NULL;
+    return out->data;
+}
+
+static void test_replaces_top_level_model_only(void)
+{
+    struct buf b = { 0 };
+    CHECK_STR(splice("{\"model\":\"x\",\"seed\":12345678901234567890,\"m\":{\"model\":\"keep\"}}", "llama3", &b),
+              "{\"model\":\"llama3\",\"seed\":12345678901234567890,\"m\":{\"model\":\"keep\"}}");
+    CHECK_STR(splice(" { \"a\" : [1, {\"model\": 2}], \"model\" : null } ", "m", &b),
+              " { \"a\" : [1, {\"model\": 2}], \"model\" : \"m\" } ");
+    buf_free(&b);
+}
+
+static void test_adds_missing_model(void)
+{
+    struct buf b = { 0 };
+    CHECK_STR(splice("{\"messages\":[]}", "m", &b), "{\"model\":\"m\",\"messages\":[]}");
+    CHECK_STR(splice("{}", "m", &b), "{\"model\":\"m\"}");
+    buf_free(&b);
+}
+
+static void test_duplicate_models_all_replaced(void)
+{
+    struct buf b = { 0 };
+    CHECK_STR(splice("{\"model\":\"a\",\"model\":\"b\"}", "m", &b), "{\"model\":\"m\",\"model\":\"m\"}");
+    buf_free(&b);
+}
+
+static void test_declines_what_it_cannot_splice(void)
+{
+    struct buf b = { 0 };
+    CHECK(splice("{\"mod\\u0065l\":\"a\"}", "m", &b) == NULL);
+    CHECK(splice("[1,2]", "m", &b) == NULL);
+    CHECK(splice("{\"a\":\"unterminated}", "m", &b) == NULL);
+    buf_free(&b);
+}
+
+static void test_model_is_escaped(void)
+{
+    struct buf b = { 0 };
+    CHECK_STR(splice("{\"model\":1}", "a\"b", &b), "{\"model\":\"a\\\"b\"}");
+    buf_free(&b);
+}
+
+static void test_context_length_phrasings(void)
+{
+    const char *openai = "{\"error\":{\"message\":\"This model's maximum context length is 8192 tokens.\","
+                         "\"type\":\"invalid_request_error\",\"param\":\"messages\",\"code\":\"context_length_exceeded\"}}";
+    const char *llamacpp = "{\"error\":{\"code\":400,\"message\":\"the request exceeds the available context size, "
+                           "try increasing it\",\"type\":\"exceed_context_size_error\"}}";
+    const char *vllm = "{\"object\":\"error\",\"message\":\"This model's maximum context length is 4096 tokens. "
+                       "However, you requested 5000 tokens\",\"type\":\"BadRequestError\",\"param\":null,\"code\":400}";
+    const char *other = "{\"error\":{\"message\":\"Invalid value for 'temperature'\"}}";
+    CHECK(is_context_length_error(400, openai, strlen(openai)));
+    CHECK(is_context_length_error(400, llamacpp, strlen(llamacpp)));
+    CHECK(is_context_length_error(400, vllm, strlen(vllm)));
+    CHECK(!is_context_length_error(400, other, strlen(other)));
+    CHECK(!is_context_length_error(200, openai, strlen(openai)));
+    CHECK(!is_context_length_error(400, NULL, 0));
+}
+
+int main(void)
+{
+    RUN(test_replaces_top_level_model_only);
+    RUN(test_adds_missing_model);
+    RUN(test_duplicate_models_all_replaced);
+    RUN(test_declines_what_it_cannot_splice);
+    RUN(test_model_is_escaped);
+    RUN(test_context_length_phrasings);
+    TEST_DONE();
+}
