@@ -77,7 +77,7 @@ curl -s "$api/airlock/explain" -d '{"messages":[{"role":"user","content":"Write 
 echo
 echo "airlock is listening on http://127.0.0.1:$port/v1 (log: $dir/airlock.log). Try:"
 echo "  curl -N $api/chat/completions -d '{\"model\":\"llama3.1:8b\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'"
-echo "  make a test upstream fail: curl $api/../_mock/script is on the upstream port $lport, e.g."
+echo "  make the local test upstream hang on its next request, then ask again:"
 echo "  curl http://127.0.0.1:$lport/_mock/script -d '[{\"kind\":\"hang\"}]'"
 echo "Ctrl-C to stop."
 wait
