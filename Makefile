@@ -34,17 +34,21 @@ deps-test:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libairlock.a: $(OBJS)
-	ar rcs $@ $^
+	@rm -f $@
+	@ar rcs $@ $^
 
 $(BUILD)/airlock: $(BUILD)/src/main.o $(BUILD)/libairlock.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/t.h $(BUILD)/libairlock.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libairlock.a $(LDLIBS)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libairlock.a $(LDLIBS)
 
 run: all
 	./$(BUILD)/airlock -c config/airlock.yaml

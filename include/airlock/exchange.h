@@ -107,6 +107,8 @@ struct exchange {
     char fail_detail[96];
     uint64_t attempt_started_us;
     int forced;                     /* tried a backend whose state said skip */
+    uint64_t retry_at;              /* ms: retry the same backend then; 0 = none */
+    int retry_candidate;
     int paused;                     /* upstream paused for backpressure */
     int want_unpause;
     struct exchange *active_prev, *active_next;   /* worker's list of running transfers */

@@ -171,6 +171,41 @@ static void respond_upstream(struct exchange *ex)
     respond_ready(ex, r, (unsigned)ex->upstream_status);
 }
 
+/* A backend's `retries`: try the same backend again after an exponential
+ * backoff with jitter (100 ms, 200 ms, 400 ms ... capped at 2 s, each 50-100%),
+ * counted within fallback.max_attempts. 0 = scheduled. */
+static int schedule_retry(struct exchange *ex)
+{
+    const struct backend *b = &ex->cfg->backends[ex->backend];
+    int used = 0;
+    for (int i = 0; i < ex->n_tries; i++)
+        used += ex->tries[i].backend == b->index && !is_skip(&ex->tries[i]);
+    if (used > b->retries || real_attempts(ex) >= ex->cfg->max_attempts || ex->next_candidate == 0)
+        return -1;
+    uint64_t backoff = 100u << (used - 1 < 5 ? used - 1 : 5);
+    if (backoff > 2000)
+        backoff = 2000;
+    static __thread uint64_t seed;
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull + now_us();
+    backoff = backoff / 2 + (seed >> 33) % (backoff / 2 + 1);
+    ex->retry_candidate = ex->next_candidate - 1;
+    ex->retry_at = now_ms() + backoff;
+    worker_track(ex->worker, ex);
+    worker_note_deadline(ex->worker, ex->retry_at);
+    return 0;
+}
+
+static void retry_now(struct exchange *ex)
+{
+    ex->retry_at = 0;
+    worker_untrack(ex->worker, ex);
+    if (attempt_begin(ex, &ex->plan.candidates[ex->retry_candidate]) == 0)
+        return;
+    if (start_next(ex) == 0)
+        return;
+    respond_failure(ex);
+}
+
 static void transfer_finished(struct exchange *ex, CURLcode rc)
 {
     enum outcome o = attempt_verdict(ex, rc);
@@ -208,8 +243,12 @@ static void transfer_finished(struct exchange *ex, CURLcode rc)
         return;
     }
     attempt_release(ex);
-    if ((cfg->fallback_on & trigger_of(o)) && start_next(ex) == 0)
-        return;
+    if (cfg->fallback_on & trigger_of(o)) {
+        if (o != OUT_429 && schedule_retry(ex) == 0)
+            return;
+        if (start_next(ex) == 0)
+            return;
+    }
     respond_failure(ex);
 }
 
@@ -238,6 +277,13 @@ void proxy_check_deadlines(struct worker *w, uint64_t now)
     for (; ex; ex = following) {
         following = ex->active_next;
         const struct backend *b = &ex->cfg->backends[ex->backend];
+        if (ex->retry_at) {
+            if (now >= ex->retry_at)
+                retry_now(ex);
+            else if (!next || ex->retry_at < next)
+                next = ex->retry_at;
+            continue;
+        }
         if (ex->first_byte_deadline && now >= ex->first_byte_deadline) {
             char d[64];
             snprintf(d, sizeof d, "no response within first_byte_ms=%ld", b->timeouts.first_byte_ms);
@@ -264,6 +310,7 @@ void proxy_check_deadlines(struct worker *w, uint64_t now)
     for (ex = w->active; ex; ex = ex->active_next) {
         worker_note_deadline(w, ex->first_byte_deadline);
         worker_note_deadline(w, ex->idle_deadline);
+        worker_note_deadline(w, ex->retry_at);
     }
 }
 
@@ -300,6 +347,8 @@ void proxy_unpause_ready(struct worker *w)
 void proxy_abort(struct exchange *ex)
 {
     unlink_unpause(ex);
+    ex->retry_at = 0;
+    worker_untrack(ex->worker, ex);
     if (!ex->easy)
         return;
     struct attempt_record *t = &ex->tries[ex->n_tries - 1];
