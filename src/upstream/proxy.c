@@ -291,6 +291,10 @@ void proxy_check_deadlines(struct worker *w, uint64_t now)
             transfer_finished(ex, CURLE_OPERATION_TIMEDOUT);
             continue;
         }
+        if (ex->idle_deadline && now >= ex->idle_deadline && ex->stream && ex->saw_finish) {
+            transfer_finished(ex, CURLE_OK);    /* complete, only [DONE] is missing */
+            continue;
+        }
         if (ex->idle_deadline && now >= ex->idle_deadline) {
             char d[64];
             snprintf(d, sizeof d, "stalled longer than idle_ms=%ld", b->timeouts.idle_ms);

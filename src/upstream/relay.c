@@ -13,6 +13,7 @@
 #define HIGH_WATER (256 * 1024)     /* pause the upstream above this */
 #define LOW_WATER (64 * 1024)       /* resume it below this */
 #define HOLD_LIMIT (16 * 1024)      /* commit even without content past this */
+#define FINISH_GRACE_MS 500         /* after finish_reason, wait this long for [DONE] */
 
 void relay_reset(struct exchange *ex)
 {
@@ -102,6 +103,14 @@ int relay_feed(struct exchange *ex, const char *data, size_t len)
     if (ex->saw_done)
         return 0;               /* anything after [DONE] is ignored */
     int rc = sse_feed(&ex->sse, data, len, on_event, ex);
+    if (ex->saw_finish) {
+        /* The answer is complete; a server that never sends [DONE] (or never
+         * closes) must not hold the client: finish within the grace time. */
+        uint64_t grace = now_ms() + FINISH_GRACE_MS;
+        if (!ex->idle_deadline || grace < ex->idle_deadline)
+            ex->idle_deadline = grace;
+        worker_note_deadline(ex->worker, ex->idle_deadline);
+    }
     if (rc == 0 || rc == EVENT_DONE)
         return 0;
     if (rc == -1)
