@@ -135,6 +135,10 @@ struct exchange {
 
 /* http/request.c */
 int request_add_common_headers(struct exchange *ex, struct MHD_Response *r);
+/* Parks the connection while nothing can be sent / wakes it up. Counted per
+ * worker: libmicrohttpd must not be stopped with a connection parked. */
+void exchange_suspend(struct exchange *ex);
+void exchange_resume(struct exchange *ex);
 
 /* http/errors.c: builds OpenAI's error object and makes it the response. */
 void respond_error(struct exchange *ex, unsigned status, const char *type,
@@ -148,6 +152,8 @@ void respond_ready(struct exchange *ex, struct MHD_Response *r, unsigned status)
 /* upstream/proxy.c */
 void proxy_start(struct exchange *ex);
 void proxy_abort(struct exchange *ex);           /* the client left */
+/* Shutdown past the drain time: answer or end everything still waiting. */
+void proxy_cancel_all(struct worker *w);
 void proxy_check_deadlines(struct worker *w, uint64_t now);
 void proxy_transfer_done(struct worker *w, CURL *easy, CURLcode result);
 void proxy_unpause_ready(struct worker *w);

@@ -29,6 +29,7 @@ struct worker {
     struct exchange *unpause;   /* paused transfers whose client has drained */
     int draining;
     int in_flight;              /* exchanges not yet completed */
+    int suspended;              /* connections parked with MHD_suspend_connection */
     uint64_t drain_deadline;
     unsigned long connections;
 };

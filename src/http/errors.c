@@ -15,10 +15,7 @@ void respond_ready(struct exchange *ex, struct MHD_Response *r, unsigned status)
     ex->response = r;
     ex->response_status = status;
     ex->state = EX_RESPOND;
-    if (ex->suspended) {
-        ex->suspended = 0;
-        MHD_resume_connection(ex->conn);
-    }
+    exchange_resume(ex);
 }
 
 void respond_buffer(struct exchange *ex, unsigned status, const char *content_type,

@@ -18,6 +18,25 @@ int request_in_flight(const struct worker *w)
     return w->in_flight;
 }
 
+/* Only from the access handler or the content reader (MHD's rule). */
+void exchange_suspend(struct exchange *ex)
+{
+    if (ex->suspended)
+        return;
+    ex->suspended = 1;
+    ex->worker->suspended++;
+    MHD_suspend_connection(ex->conn);
+}
+
+void exchange_resume(struct exchange *ex)
+{
+    if (!ex->suspended)
+        return;
+    ex->suspended = 0;
+    ex->worker->suspended--;
+    MHD_resume_connection(ex->conn);
+}
+
 static enum endpoint endpoint_of(const char *url)
 {
     static const struct { const char *path; enum endpoint ep; } table[] = {
@@ -248,18 +267,13 @@ enum MHD_Result request_handler(void *cls, struct MHD_Connection *conn, const ch
         dispatch(ex);
         if (ex->state == EX_RESPOND)
             return queue_ready_response(ex);
-        if (ex->state == EX_WAITING && !ex->suspended) {
-            ex->suspended = 1;
-            MHD_suspend_connection(conn);
-        }
+        if (ex->state == EX_WAITING)
+            exchange_suspend(ex);
         return ex->state == EX_DONE ? MHD_NO : MHD_YES;
     case EX_RESPOND:
         return queue_ready_response(ex);
     case EX_WAITING:
-        if (!ex->suspended) {
-            ex->suspended = 1;
-            MHD_suspend_connection(conn);
-        }
+        exchange_suspend(ex);
         return MHD_YES;
     default:
         return MHD_YES;

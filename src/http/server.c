@@ -203,8 +203,13 @@ static void *worker_main(void *arg)
                 break;
         }
     }
-    if (request_in_flight(w) > 0)
+    if (request_in_flight(w) > 0) {
         log_event("warn", "worker %d: drain timeout, %d requests cut", w->id, request_in_flight(w));
+        proxy_cancel_all(w);
+        /* resumed connections leave MHD's suspended list only inside MHD_run */
+        for (int i = 0; i < 100 && w->suspended > 0; i++)
+            MHD_run(w->mhd);
+    }
     return NULL;
 }
 

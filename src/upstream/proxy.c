@@ -348,6 +348,19 @@ void proxy_unpause_ready(struct worker *w)
     }
 }
 
+void proxy_cancel_all(struct worker *w)
+{
+    while (w->active) {
+        struct exchange *ex = w->active;
+        proxy_abort(ex);        /* takes it off the list */
+        if (ex->committed)
+            relay_finish(ex, 0, "airlock is shutting down");
+        else
+            respond_error(ex, 503, "airlock_unavailable", "shutting_down", NULL,
+                          "airlock is shutting down; retry on another instance");
+    }
+}
+
 void proxy_abort(struct exchange *ex)
 {
     unlink_unpause(ex);

@@ -164,10 +164,8 @@ void relay_finish(struct exchange *ex, int ok, const char *message)
 
 void relay_wake_client(struct exchange *ex)
 {
-    if (ex->state == EX_STREAMING && ex->suspended) {
-        ex->suspended = 0;
-        MHD_resume_connection(ex->conn);
-    }
+    if (ex->state == EX_STREAMING)
+        exchange_resume(ex);
 }
 
 ssize_t proxy_stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
@@ -192,9 +190,6 @@ ssize_t proxy_stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
     }
     if (ex->out_finished)
         return MHD_CONTENT_READER_END_OF_STREAM;
-    if (!ex->suspended) {
-        ex->suspended = 1;
-        MHD_suspend_connection(ex->conn);
-    }
+    exchange_suspend(ex);
     return 0;
 }
