@@ -13,6 +13,8 @@ struct buf {
 
 /* Appends n bytes; returns 0, or -1 when out of memory (buf unchanged). */
 int buf_append(struct buf *b, const void *p, size_t n);
+/* Appends a NUL-terminated string. */
+int buf_puts(struct buf *b, const char *s);
 int buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string literal, quotes included. */
 int buf_append_json_string(struct buf *b, const char *s);

@@ -32,15 +32,15 @@ void respond_error(struct exchange *ex, unsigned status, const char *type,
                    const char *code, const char *param, const char *message)
 {
     struct buf b = { 0 };
-    int bad = buf_append(&b, "{\"error\":{\"message\":", 20) < 0 ||
+    int bad = buf_puts(&b, "{\"error\":{\"message\":") < 0 ||
               buf_append_json_string(&b, message) < 0 ||
-              buf_append(&b, ",\"type\":", 8) < 0 ||
+              buf_puts(&b, ",\"type\":") < 0 ||
               buf_append_json_string(&b, type) < 0 ||
-              buf_append(&b, ",\"param\":", 9) < 0 ||
-              (param ? buf_append_json_string(&b, param) : buf_append(&b, "null", 4)) < 0 ||
-              buf_append(&b, ",\"code\":", 8) < 0 ||
-              (code ? buf_append_json_string(&b, code) : buf_append(&b, "null", 4)) < 0 ||
-              buf_append(&b, "}}\n", 3) < 0;
+              buf_puts(&b, ",\"param\":") < 0 ||
+              (param ? buf_append_json_string(&b, param) : buf_puts(&b, "null")) < 0 ||
+              buf_puts(&b, ",\"code\":") < 0 ||
+              (code ? buf_append_json_string(&b, code) : buf_puts(&b, "null")) < 0 ||
+              buf_puts(&b, "}}\n") < 0;
     if (bad) {
         buf_free(&b);
         respond_ready(ex, NULL, status);

@@ -32,7 +32,7 @@ void handle_readyz(struct exchange *ex)
 {
     struct buf b = { 0 };
     int usable = 0;
-    buf_append(&b, "{\"backends\":[", 13);
+    buf_puts(&b, "{\"backends\":[");
     for (int i = 0; i < ex->cfg->n_backends; i++) {
         const struct backend *be = &ex->cfg->backends[i];
         int up = state_usable(be);
@@ -44,7 +44,7 @@ void handle_readyz(struct exchange *ex)
     buf_appendf(&b, "],\"ready\":%s", usable ? "true" : "false");
     if (!usable)
         buf_appendf(&b, ",\"reason\":\"no backend is usable\"");
-    buf_append(&b, "}\n", 2);
+    buf_puts(&b, "}\n");
     respond_json_buf(ex, usable ? 200 : 503, &b);
 }
 
@@ -61,14 +61,14 @@ void handle_models(struct exchange *ex)
     const struct config *cfg = ex->cfg;
     struct buf b = { 0 };
     int n = 0;
-    buf_append(&b, "{\"object\":\"list\",\"data\":[", 25);
+    buf_puts(&b, "{\"object\":\"list\",\"data\":[");
     for (int i = 0; i < cfg->n_backends; i++) {
         const char *m = cfg->backends[i].model;
         if (!m || seen_model(cfg, i, m))
             continue;
         buf_appendf(&b, "%s{\"id\":", n++ ? "," : "");
         buf_append_json_string(&b, m);
-        buf_append(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"airlock\"}", 48);
+        buf_puts(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"airlock\"}");
     }
     for (int i = 0; i < cfg->n_routes; i++) {
         const char *g = cfg->routes[i].model_glob;
@@ -76,9 +76,9 @@ void handle_models(struct exchange *ex)
             continue;
         buf_appendf(&b, "%s{\"id\":", n++ ? "," : "");
         buf_append_json_string(&b, g);
-        buf_append(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"airlock\"}", 48);
+        buf_puts(&b, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"airlock\"}");
     }
-    buf_append(&b, "]}\n", 3);
+    buf_puts(&b, "]}\n");
     respond_json_buf(ex, 200, &b);
 }
 
@@ -241,7 +241,7 @@ void handle_explain(struct exchange *ex)
     const struct classification *c = &ex->cls;
     struct buf b = { 0 };
 
-    buf_append(&b, "{\"level\":", 9);
+    buf_puts(&b, "{\"level\":");
     buf_append_json_string(&b, cfg->levels[ex->level]);
     buf_appendf(&b, ",\"level_index\":%d,\"classified_level\":", ex->level);
     buf_append_json_string(&b, cfg->levels[c->level >= 0 && c->level < cfg->n_levels ? c->level : cfg->n_levels - 1]);
@@ -250,43 +250,43 @@ void handle_explain(struct exchange *ex)
         const struct detector_hit *h = &c->hits[i];
         buf_appendf(&b, "%s{\"name\":", i ? "," : "");
         buf_append_json_string(&b, h->detector);
-        buf_append(&b, ",\"level\":", 9);
+        buf_puts(&b, ",\"level\":");
         buf_append_json_string(&b, cfg->levels[h->level]);
         buf_appendf(&b, ",\"count\":%u,\"offsets\":[", h->count);
         for (int k = 0; k < h->n_offsets; k++)
             buf_appendf(&b, "%s%zu", k ? "," : "", h->offsets[k]);
-        buf_append(&b, "]}", 2);
+        buf_puts(&b, "]}");
     }
     buf_appendf(&b, "],\"prompt_tokens_estimate\":%ld,\"stream\":%s,\"route\":", ex->prompt_tokens,
                 ex->stream ? "true" : "false");
     if (ex->plan.route)
         buf_append_json_string(&b, ex->plan.route->name);
     else
-        buf_append(&b, "null", 4);
-    buf_append(&b, ",\"candidates\":[", 15);
+        buf_puts(&b, "null");
+    buf_puts(&b, ",\"candidates\":[");
     for (int i = 0; i < ex->plan.n_candidates; i++) {
         const struct candidate *cd = &ex->plan.candidates[i];
         const struct backend *be = &cfg->backends[cd->backend];
         double cost = (double)ex->prompt_tokens * be->price_input_per_mtok / 1e6;
         buf_appendf(&b, "%s{\"backend\":", i ? "," : "");
         buf_append_json_string(&b, be->name);
-        buf_append(&b, ",\"model\":", 9);
+        buf_puts(&b, ",\"model\":");
         if (cd->model)
             buf_append_json_string(&b, cd->model);
         else
-            buf_append(&b, "null", 4);
+            buf_puts(&b, "null");
         buf_appendf(&b, ",\"zone\":\"%s\",\"clearance\":", be->zone == ZONE_LOCAL ? "local" : "cloud");
         buf_append_json_string(&b, cfg->levels[be->clearance]);
         buf_appendf(&b, ",\"state\":\"%s\",\"estimated_prompt_cost_usd\":%.6f}",
                     state_describe(be), cost);
     }
-    buf_append(&b, "],\"excluded\":[", 14);
+    buf_puts(&b, "],\"excluded\":[");
     for (int i = 0; i < ex->plan.n_excluded; i++) {
         const struct exclusion *e = &ex->plan.excluded[i];
         buf_appendf(&b, "%s{\"backend\":", i ? "," : "");
         buf_append_json_string(&b, cfg->backends[e->backend].name);
         buf_appendf(&b, ",\"reason\":\"%s\"}", e->reason);
     }
-    buf_append(&b, "]}\n", 3);
+    buf_puts(&b, "]}\n");
     respond_json_buf(ex, 200, &b);
 }

@@ -35,7 +35,7 @@ static void write_line(struct buf *b)
 {
     if (!b->data)
         return;
-    buf_append(b, "\n", 1);
+    buf_puts(b, "\n");
     fwrite(b->data, 1, b->len, stderr);    /* one write per line: lines never interleave */
     fflush(stderr);
 }
@@ -48,26 +48,26 @@ void log_exchange(const struct exchange *ex)
     timestamp(ts, sizeof ts);
     buf_appendf(&b, "{\"ts\":\"%s\",\"msg\":\"request\",\"request_id\":", ts);
     buf_append_json_string(&b, ex->request_id);
-    buf_append(&b, ",\"method\":", 10);
+    buf_puts(&b, ",\"method\":");
     buf_append_json_string(&b, ex->method);
-    buf_append(&b, ",\"path\":", 8);
+    buf_puts(&b, ",\"path\":");
     buf_append_json_string(&b, ex->path);
     buf_appendf(&b, ",\"status\":%u", ex->response_status);
     if (ex->endpoint == EP_CHAT || ex->endpoint == EP_EMBEDDINGS || ex->endpoint == EP_EXPLAIN) {
-        buf_append(&b, ",\"level\":", 9);
+        buf_puts(&b, ",\"level\":");
         buf_append_json_string(&b, cfg->levels[ex->level]);
-        buf_append(&b, ",\"route\":", 9);
+        buf_puts(&b, ",\"route\":");
         if (ex->plan.route)
             buf_append_json_string(&b, ex->plan.route->name);
         else
-            buf_append(&b, "null", 4);
+            buf_puts(&b, "null");
         buf_appendf(&b, ",\"stream\":%s,\"detectors\":[", ex->stream ? "true" : "false");
         for (int i = 0; i < ex->cls.n_hits; i++) {
             buf_appendf(&b, "%s{\"name\":", i ? "," : "");
             buf_append_json_string(&b, ex->cls.hits[i].detector);
             buf_appendf(&b, ",\"count\":%u}", ex->cls.hits[i].count);
         }
-        buf_append(&b, "],\"attempts\":[", 14);
+        buf_puts(&b, "],\"attempts\":[");
         for (int i = 0; i < ex->n_tries; i++) {
             const struct attempt_record *t = &ex->tries[i];
             buf_appendf(&b, "%s{\"backend\":", i ? "," : "");
@@ -76,9 +76,9 @@ void log_exchange(const struct exchange *ex)
                         outcome_name(t->outcome), t->status < 0 ? 0 : t->status,
                         (unsigned long long)t->ms);
             buf_append_json_string(&b, t->detail);
-            buf_append(&b, "}", 1);
+            buf_puts(&b, "}");
         }
-        buf_append(&b, "]", 1);
+        buf_puts(&b, "]");
         if (ex->dropped_events)
             buf_appendf(&b, ",\"dropped_events\":%u", ex->dropped_events);
     }
@@ -99,7 +99,7 @@ void log_event(const char *level, const char *fmt, ...)
     struct buf b = { 0 };
     buf_appendf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level);
     buf_append_json_string(&b, msg);
-    buf_append(&b, "}", 1);
+    buf_puts(&b, "}");
     write_line(&b);
     buf_free(&b);
 }

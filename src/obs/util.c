@@ -34,6 +34,11 @@ int buf_append(struct buf *b, const void *p, size_t n)
     return 0;
 }
 
+int buf_puts(struct buf *b, const char *s)
+{
+    return buf_append(b, s, strlen(s));
+}
+
 int buf_appendf(struct buf *b, const char *fmt, ...)
 {
     va_list ap;
@@ -51,7 +56,7 @@ int buf_appendf(struct buf *b, const char *fmt, ...)
 
 int buf_append_json_string(struct buf *b, const char *s)
 {
-    if (buf_append(b, "\"", 1) < 0)
+    if (buf_puts(b, "\"") < 0)
         return -1;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         char esc[8];
@@ -73,7 +78,7 @@ int buf_append_json_string(struct buf *b, const char *s)
         if (out ? buf_append(b, out, n) : buf_append(b, p, 1))
             return -1;
     }
-    return buf_append(b, "\"", 1);
+    return buf_puts(b, "\"");
 }
 
 void buf_consume(struct buf *b, size_t n)

@@ -96,8 +96,8 @@ int body_with_model(struct buf *out, const char *raw, size_t n, const char *mode
         /* no model in the body: add one right after the opening brace */
         size_t brace = skip_ws(raw, 0, n);
         int empty = raw[skip_ws(raw, brace + 1, n)] == '}';
-        if (buf_append(out, raw, brace + 1) < 0 || buf_append(out, "\"model\":", 8) < 0 ||
-            buf_append_json_string(out, model) < 0 || (!empty && buf_append(out, ",", 1) < 0))
+        if (buf_append(out, raw, brace + 1) < 0 || buf_puts(out, "\"model\":") < 0 ||
+            buf_append_json_string(out, model) < 0 || (!empty && buf_puts(out, ",") < 0))
             return -1;
         copied = brace + 1;
     }

@@ -114,7 +114,7 @@ static void respond_failure(struct exchange *ex)
         buf_appendf(&msg, "All %d attempt%s failed", tried, tried == 1 ? "" : "s");
     }
     if (ex->n_tries || ex->plan.n_excluded) {
-        buf_append(&msg, ": ", 2);
+        buf_puts(&msg, ": ");
         describe_tries(ex, &msg);
     }
     const char *text = msg.data ? msg.data : "upstream failure";

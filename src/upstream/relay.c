@@ -34,12 +34,12 @@ static int emit(struct buf *b, const char *data, size_t len)
     do {
         const char *nl = memchr(data + i, '\n', len - i);
         size_t end = nl ? (size_t)(nl - data) : len;
-        if (buf_append(b, "data: ", 6) < 0 || buf_append(b, data + i, end - i) < 0 ||
-            buf_append(b, "\n", 1) < 0)
+        if (buf_puts(b, "data: ") < 0 || buf_append(b, data + i, end - i) < 0 ||
+            buf_puts(b, "\n") < 0)
             return -1;
         i = end + 1;
     } while (i < len);
-    return buf_append(b, "\n", 1);
+    return buf_puts(b, "\n");
 }
 
 static void inspect_choices(struct exchange *ex, const cJSON *chunk)
@@ -148,12 +148,12 @@ int relay_commit(struct exchange *ex)
 void relay_finish(struct exchange *ex, int ok, const char *message)
 {
     if (ok) {
-        buf_append(&ex->out, "data: [DONE]\n\n", 14);
+        buf_puts(&ex->out, "data: [DONE]\n\n");
     } else {
         struct buf e = { 0 };
-        buf_append(&e, "{\"error\":{\"message\":", 20);
+        buf_puts(&e, "{\"error\":{\"message\":");
         buf_append_json_string(&e, message);
-        buf_append(&e, ",\"type\":\"upstream_error\",\"param\":null,\"code\":\"stream_interrupted\"}}", 68);
+        buf_puts(&e, ",\"type\":\"upstream_error\",\"param\":null,\"code\":\"stream_interrupted\"}}");
         if (e.data)
             emit(&ex->out, e.data, e.len);
         buf_free(&e);

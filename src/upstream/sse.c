@@ -34,7 +34,7 @@ static int sse_line(struct sse_parser *p, sse_event_fn fn, void *ctx)
         value++;
         value_len--;
     }
-    if (p->has_data && buf_append(&p->data, "\n", 1) < 0)
+    if (p->has_data && buf_puts(&p->data, "\n") < 0)
         return -1;
     if (p->data.len + value_len > SSE_MAX_EVENT)
         return -1;
