@@ -244,8 +244,13 @@ enum MHD_Result request_handler(void *cls, struct MHD_Connection *conn, const ch
         *con_cls = ex;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > ex->cfg->max_body_bytes)
+        if (cl && strtoull(cl, NULL, 10) > ex->cfg->max_body_bytes) {
+            /* answer 413 before reading (and before "100 Continue") */
             ex->body_too_large = 1;
+            dispatch(ex);
+            if (ex->state == EX_RESPOND)
+                return queue_ready_response(ex);
+        }
         return MHD_YES;
     }
 
