@@ -138,6 +138,24 @@ static int validate_embeddings(struct exchange *ex, const cJSON *root)
     return 0;
 }
 
+/* Adds to `into` the detectors only `other` saw, and takes the higher level. */
+static void merge_hits(struct classification *into, const struct classification *other)
+{
+    if (other->level > into->level)
+        into->level = other->level;
+    for (int i = 0; i < other->n_hits; i++) {
+        int k = 0;
+        while (k < into->n_hits && strcmp(into->hits[k].detector, other->hits[i].detector) != 0)
+            k++;
+        if (k < into->n_hits) {
+            if (other->hits[i].count > into->hits[k].count)
+                into->hits[k].count = other->hits[i].count;
+        } else if (into->n_hits < CLASSIFY_MAX_HITS) {
+            into->hits[into->n_hits++] = other->hits[i];
+        }
+    }
+}
+
 /* The client's level header may raise the level, never lower it. */
 static int apply_level_header(struct exchange *ex)
 {
@@ -211,6 +229,12 @@ int handle_prepare(struct exchange *ex)
         ex->stream = 0;
 
     classify_request(cfg->classifier, cfg, ex->json, &ex->cls);
+    /* The raw bytes too: a card number sent as a JSON number is no string,
+     * and whatever an upstream's parser makes of odd input, it was these
+     * bytes. The level is the higher of the two readings. */
+    struct classification raw;
+    classify_text(cfg->classifier, ex->body.data, ex->body.len, &raw);
+    merge_hits(&ex->cls, &raw);
     ex->level = ex->cls.level;
     /* cJSON strings end at an escaped NUL, so text after one was never
      * scanned: fail closed. */
