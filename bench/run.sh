@@ -1,0 +1,403 @@
+#!/bin/bash
+# bench/run.sh — airlock next to a plain nginx reverse proxy, in front of the
+# same fast upstream (nginx answering canned chat completions), in one run:
+# added latency p50/p99 over a direct call, req/s at 64 connections, time to
+# first chunk of a stream, airlock's RSS, then failover times and what a dead
+# backend receives once its circuit is open. Everything listens on 127.0.0.1,
+# on free ports, and every process started here is stopped on exit.
+# Writes bench/results.md and appends a dated copy to docs/benchmarks.md.
+#
+#   make bench          (or: bash bench/run.sh; needs build/airlock, nginx, wrk)
+# Knobs (env): BENCH_SECONDS=10 per wrk run, BENCH_STREAM_SECONDS=5,
+# BENCH_TTFC_N=200, BENCH_FAILOVER_N=200, BENCH_CIRCUIT_SECONDS=20,
+# AIRLOCK=build/airlock, BENCH_KEEP=1 keeps the scratch dir, BENCH_NO_DOCS=1.
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 2
+BIN=${AIRLOCK:-build/airlock}
+DUR=${BENCH_SECONDS:-10}
+STREAM_DUR=${BENCH_STREAM_SECONDS:-5}
+N_TTFC=${BENCH_TTFC_N:-200}
+N_FAIL=${BENCH_FAILOVER_N:-200}
+CIRCUIT_DUR=${BENCH_CIRCUIT_SECONDS:-20}
+CIRCUIT_CONC=4
+SILENT_CONC=8
+PY=python3
+B="$PY bench/bench.py"
+
+for tool in nginx wrk curl "$PY"; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool not found (sh scripts/deps.sh all)" >&2; exit 2; }
+done
+[ -x "$BIN" ] || { echo "bench: $BIN not built (make)" >&2; exit 2; }
+NGINX=$(command -v nginx)
+
+TMP=$(mktemp -d /tmp/airlock-bench.XXXXXX) || exit 2
+chmod 755 "$TMP"
+PIDS=()
+T0=$(date +%s)
+
+log() { printf 'bench [%3ss]: %s\n' "$(( $(date +%s) - T0 ))" "$*" >&2; }
+
+# Stops one process we started: TERM, up to 3 s, then KILL; its exit status
+# in STOP_RC. nginx masters take their workers with them on TERM.
+STOP_RC=
+stop_pid() {
+  local pid=$1 i
+  STOP_RC=
+  kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; STOP_RC=$?; return 0; }
+  for i in $(seq 1 30); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      wait "$pid" 2>/dev/null; STOP_RC=$?
+      return 0
+    fi
+    sleep 0.1
+  done
+  log "pid $pid ignored SIGTERM for 3 s; killing it"
+  kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null; STOP_RC=$?
+  return 0
+}
+
+cleanup() {
+  local i
+  for (( i=${#PIDS[@]}-1; i>=0; i-- )); do
+    stop_pid "${PIDS[$i]}"
+  done
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then
+    log "scratch kept in $TMP"
+  else
+    rm -rf "$TMP"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+# start NAME CMD... : runs CMD in the background, output in $TMP/NAME.{out,err}.
+LAST_PID=
+start() {
+  local name=$1; shift
+  "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+}
+
+forget_pid() {
+  local keep=() p
+  for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
+
+# wait_post URL NAME: up to 5 s for a 200 to a chat POST.
+wait_post() {
+  local i code
+  for i in $(seq 1 50); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 -H 'Content-Type: application/json' \
+      --data-binary @"$TMP/chat.json" "$1" 2>/dev/null)
+    [ "$code" = 200 ] && return 0
+    sleep 0.1
+  done
+  log "$2 did not answer 200 at $1 within 5 s (last: $code)"
+  return 1
+}
+
+rss_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null; }
+
+# Sum of VmRSS (or VmHWM) of a process and its children (nginx master + workers).
+rss_tree_kb() {
+  local total=0 p v
+  for p in "$1" $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    v=$(rss_kb "$p" "$2"); total=$(( total + ${v:-0} ))
+  done
+  echo "$total"
+}
+
+# run_wrk OUT CONNS THREADS SECONDS SCRIPT URL
+run_wrk() {
+  local out=$1 c=$2 t=$3 d=$4 script=$5 url=$6
+  timeout -k 5 $(( d + 20 )) wrk -t"$t" -c"$c" -d"${d}s" --timeout 5s --latency -s "$script" "$url" >"$out" 2>&1 \
+    || log "wrk exited $? for $url (see below)"
+  $B wrk "$out" >"$out.json"
+}
+
+set -- $($B ports 6)
+UP=$1 PX=$2 AL=$3 DEAD=$4 SIL=$5 AL2=$6
+$B body chat >"$TMP/chat.json"
+$B body stream >"$TMP/stream.json"
+
+# --- the fast upstream: one nginx worker answering canned responses --------
+CHUNK='{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","system_fingerprint":"fp_bench","choices":[{"index":0,'
+SSE=""
+SSE+="data: ${CHUNK}\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
+for w in Hello "!" " How" " can" " I" " help" " you" " today" "?"; do
+  SSE+="data: ${CHUNK}\"delta\":{\"content\":\"$w\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
+done
+SSE+="data: ${CHUNK}\"delta\":{},\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":24,\"completion_tokens\":9,\"total_tokens\":33}}\n\n"
+SSE+="data: [DONE]\n\n"
+COMPLETION='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"bench-model","system_fingerprint":"fp_bench","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":24,"completion_tokens":9,"total_tokens":33}}'
+
+temp_paths() {
+  local d=$1
+  echo "client_body_temp_path $d/body; proxy_temp_path $d/proxy; fastcgi_temp_path $d/fastcgi;"
+  echo "uwsgi_temp_path $d/uwsgi; scgi_temp_path $d/scgi;"
+}
+
+mkdir -p "$TMP/up" "$TMP/proxy"
+cat >"$TMP/up/nginx.conf" <<EOF
+worker_processes 1;
+pid $TMP/up/nginx.pid;
+error_log $TMP/up/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  $(temp_paths "$TMP/up")
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+  server {
+    listen 127.0.0.1:$UP backlog=4096;
+    location = /v1/chat/completions { default_type application/json; return 200 '$COMPLETION'; }
+    location = /sse/v1/chat/completions { default_type text/event-stream; return 200 '$SSE'; }
+    location = /v1/models { default_type application/json; return 200 '{"object":"list","data":[{"id":"bench-model","object":"model","owned_by":"bench"}]}'; }
+  }
+}
+EOF
+
+# --- (a) nginx as a plain reverse proxy: as many workers as airlock has ----
+cat >"$TMP/proxy/nginx.conf" <<EOF
+worker_processes 2;
+pid $TMP/proxy/nginx.pid;
+error_log $TMP/proxy/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log $TMP/proxy/access.log;
+  $(temp_paths "$TMP/proxy")
+  keepalive_requests 1000000;
+  upstream fast { server 127.0.0.1:$UP; keepalive 64; }
+  server {
+    listen 127.0.0.1:$PX backlog=4096;
+    location / {
+      proxy_pass http://fast;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+EOF
+
+# --- (b) airlock in front of the same upstream ------------------------------
+airlock_conf() {    # airlock_conf FILE PORT [extra backend line] [route list] [fallback]
+  cat >"$1" <<EOF
+listen: 127.0.0.1:$2
+workers: 2
+backends:
+${3:-}
+  - { name: fast, provider: openai, zone: local, url: "http://127.0.0.1:$UP/v1", model: bench-model, health: { enabled: false } }
+  - { name: sse, provider: openai, zone: local, url: "http://127.0.0.1:$UP/sse/v1", model: bench-model, health: { enabled: false } }
+routes:
+  - { name: stream, when: { stream: true }, use: [sse] }
+  - { name: default, use: [${4:-fast}] }
+sensitivity: { detectors: [] }
+${5:-}
+EOF
+}
+airlock_conf "$TMP/airlock.yaml" "$AL"
+
+log "ports: upstream $UP, nginx proxy $PX, airlock $AL; scratch $TMP"
+start upstream "$NGINX" -p "$TMP/up" -e "$TMP/up/error.log" -c "$TMP/up/nginx.conf" -g 'daemon off;'
+start proxy "$NGINX" -p "$TMP/proxy" -e "$TMP/proxy/error.log" -c "$TMP/proxy/nginx.conf" -g 'daemon off;'
+PROXY_PID=$LAST_PID
+start airlock "$BIN" -c "$TMP/airlock.yaml"
+AIRLOCK_PID=$LAST_PID
+
+DIRECT_URL="http://127.0.0.1:$UP/v1/chat/completions"
+NGINX_URL="http://127.0.0.1:$PX/v1/chat/completions"
+AIRLOCK_URL="http://127.0.0.1:$AL/v1/chat/completions"
+DIRECT_SSE="http://127.0.0.1:$UP/sse/v1/chat/completions"
+NGINX_SSE="http://127.0.0.1:$PX/sse/v1/chat/completions"
+AIRLOCK_SSE=$AIRLOCK_URL
+
+ok=1
+wait_post "$DIRECT_URL" upstream || ok=0
+wait_post "$NGINX_URL" "nginx proxy" || ok=0
+wait_post "$AIRLOCK_URL" airlock || ok=0
+if [ $ok = 0 ]; then
+  for f in upstream proxy airlock; do sed "s/^/  $f: /" "$TMP/$f.err" | tail -20 >&2; done
+  exit 1
+fi
+# One of each through airlock, checked, so a broken relay is not benchmarked.
+curl -s --max-time 5 -H 'Content-Type: application/json' --data-binary @"$TMP/chat.json" -D "$TMP/check.h" "$AIRLOCK_URL" >"$TMP/check.json"
+curl -s --max-time 5 -H 'Content-Type: application/json' --data-binary @"$TMP/stream.json" "$AIRLOCK_SSE" >"$TMP/check.sse"
+if ! grep -q '"chat.completion"' "$TMP/check.json" || ! grep -q 'data: \[DONE\]' "$TMP/check.sse"; then
+  log "airlock's answers look wrong:"; cat "$TMP/check.h" "$TMP/check.json" "$TMP/check.sse" >&2
+  exit 1
+fi
+AIRLOCK_RSS_IDLE=$(rss_kb "$AIRLOCK_PID" VmRSS)
+
+names=(direct nginx airlock)
+urls=("$DIRECT_URL" "$NGINX_URL" "$AIRLOCK_URL")
+sse_urls=("$DIRECT_SSE" "$NGINX_SSE" "$AIRLOCK_SSE")
+
+for i in 0 1 2; do
+  log "latency, c=1, ${DUR}s: ${names[$i]}"
+  run_wrk "$TMP/lat-${names[$i]}.txt" 1 1 "$DUR" bench/post.lua "${urls[$i]}"
+done
+for i in 0 1 2; do
+  log "throughput, c=64, ${DUR}s: ${names[$i]}"
+  run_wrk "$TMP/tput-${names[$i]}.txt" 64 2 "$DUR" bench/post.lua "${urls[$i]}"
+done
+for i in 0 1 2; do
+  log "streams, c=64, ${STREAM_DUR}s: ${names[$i]}"
+  run_wrk "$TMP/stream-${names[$i]}.txt" 64 2 "$STREAM_DUR" bench/post_stream.lua "${sse_urls[$i]}"
+done
+for i in 0 1 2; do
+  log "time to first chunk, N=$N_TTFC: ${names[$i]}"
+  timeout 60 $B ttfc "${sse_urls[$i]}" "$N_TTFC" >"$TMP/ttfc-${names[$i]}.json" || echo '{}' >"$TMP/ttfc-${names[$i]}.json"
+done
+AIRLOCK_RSS=$(rss_kb "$AIRLOCK_PID" VmRSS)
+AIRLOCK_HWM=$(rss_kb "$AIRLOCK_PID" VmHWM)
+NGINX_RSS=$(rss_tree_kb "$PROXY_PID" VmRSS)
+NGINX_HWM=$(rss_tree_kb "$PROXY_PID" VmHWM)
+log "failover baseline (no failure), N=$N_FAIL"
+timeout 60 $B requests "$AIRLOCK_URL" "$N_FAIL" 1 >"$TMP/fo-baseline.json" || echo '{}' >"$TMP/fo-baseline.json"
+
+# airlock must still be alive and must stop cleanly on SIGTERM.
+AIRLOCK_ALIVE=1
+kill -0 "$AIRLOCK_PID" 2>/dev/null || AIRLOCK_ALIVE=0
+t_stop=$(date +%s%N)
+stop_pid "$AIRLOCK_PID"
+AIRLOCK_EXIT=$STOP_RC
+AIRLOCK_STOP_MS=$(( ($(date +%s%N) - t_stop) / 1000000 ))
+forget_pid "$AIRLOCK_PID"
+
+# --- failover ---------------------------------------------------------------
+# A huge failure count keeps the circuit closed, so every request meets the
+# dead backend first; the circuit run then uses the issue's settings.
+NO_CIRCUIT='fallback: { on: [connect, timeout, 5xx], max_attempts: 3, circuit: { failures: 1000000, open_ms: 1000 } }'
+CIRCUIT='fallback: { on: [connect, timeout, 5xx], max_attempts: 3, circuit: { failures: 3, open_ms: 60000 } }'
+DEAD_REFUSED="  - { name: dead, provider: openai, zone: local, url: \"http://127.0.0.1:$DEAD/v1\", model: bench-model, timeouts: { connect_ms: 300 }, health: { enabled: false } }"
+DEAD_SILENT="  - { name: dead, provider: openai, zone: local, url: \"http://127.0.0.1:$SIL/v1\", model: bench-model, timeouts: { connect_ms: 300, first_byte_ms: 500 }, health: { enabled: false } }"
+FO_URL="http://127.0.0.1:$AL2/v1/chat/completions"
+
+# failover_airlock NAME DEAD_LINE FALLBACK: starts airlock with [dead, fast].
+failover_airlock() {
+  airlock_conf "$TMP/$1.yaml" "$AL2" "$2" "dead, fast" "$3"
+  start "airlock-$1" "$BIN" -c "$TMP/$1.yaml"
+  FO_PID=$LAST_PID
+  wait_post "$FO_URL" "airlock ($1)"
+}
+end_failover_airlock() {
+  stop_pid "$FO_PID"; forget_pid "$FO_PID"
+}
+
+log "failover from a refused port, N=$N_FAIL"
+if failover_airlock refused "$DEAD_REFUSED" "$NO_CIRCUIT"; then
+  timeout 60 $B requests "$FO_URL" "$N_FAIL" 1 >"$TMP/fo-refused.json" || echo '{}' >"$TMP/fo-refused.json"
+fi
+end_failover_airlock
+
+start silent $PY bench/silent.py "$SIL" "$TMP/silent.json" 120
+SILENT_PID=$LAST_PID
+sleep 0.3
+log "failover from a silent backend (first_byte_ms 500), N=$N_FAIL over $SILENT_CONC connections"
+if failover_airlock silent "$DEAD_SILENT" "$NO_CIRCUIT"; then
+  cp "$TMP/silent.json" "$TMP/silent-before.json" 2>/dev/null
+  timeout 90 $B requests "$FO_URL" "$N_FAIL" "$SILENT_CONC" >"$TMP/fo-silent.json" || echo '{}' >"$TMP/fo-silent.json"
+  cp "$TMP/silent.json" "$TMP/silent-after.json" 2>/dev/null
+fi
+end_failover_airlock
+
+log "circuit open: ${CIRCUIT_DUR}s of load at c=$CIRCUIT_CONC, silent first backend"
+if failover_airlock circuit "$DEAD_SILENT" "$CIRCUIT"; then
+  cp "$TMP/silent.json" "$TMP/circuit-before.json" 2>/dev/null
+  run_wrk "$TMP/circuit.txt" "$CIRCUIT_CONC" 1 "$CIRCUIT_DUR" bench/post.lua "$FO_URL"
+  sleep 0.3
+  cp "$TMP/silent.json" "$TMP/circuit-after.json" 2>/dev/null
+fi
+end_failover_airlock
+stop_pid "$SILENT_PID"; forget_pid "$SILENT_PID"
+
+# --- results ----------------------------------------------------------------
+AIRLOCK_VERSION=$("$BIN" --version 2>/dev/null | head -1)
+NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/.*nginx\///')
+WRK_VERSION=$(wrk -v 2>&1 | head -1 | awk '{print $2}')
+export TMP AIRLOCK_RSS AIRLOCK_HWM AIRLOCK_RSS_IDLE NGINX_RSS NGINX_HWM AIRLOCK_ALIVE AIRLOCK_EXIT \
+  AIRLOCK_STOP_MS AIRLOCK_VERSION NGINX_VERSION WRK_VERSION CIRCUIT_DUR CIRCUIT_CONC DUR
+$PY - >"$TMP/results.json" <<'EOF'
+import glob, json, os, socket, time
+T = os.environ["TMP"]
+def j(name):
+    try:
+        return json.load(open(os.path.join(T, name)))
+    except (OSError, ValueError):
+        return {}
+E = os.environ.get
+r = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "host": socket.gethostname(), "cores": os.cpu_count(),
+     "airlock_version": E("AIRLOCK_VERSION"), "nginx_version": E("NGINX_VERSION"), "wrk_version": E("WRK_VERSION")}
+for n in ("direct", "nginx", "airlock"):
+    r[n] = {"lat": j("lat-%s.txt.json" % n), "tput": j("tput-%s.txt.json" % n),
+            "stream": j("stream-%s.txt.json" % n), "ttfc": j("ttfc-%s.json" % n)}
+r["nginx"].update(rss_kb=E("NGINX_RSS"), hwm_kb=E("NGINX_HWM"))
+r["airlock"].update(rss_kb=E("AIRLOCK_RSS"), hwm_kb=E("AIRLOCK_HWM"), rss_idle_kb=E("AIRLOCK_RSS_IDLE"))
+fo = {"circuit_seconds": E("CIRCUIT_DUR"), "circuit_conc": E("CIRCUIT_CONC")}
+for k in ("baseline", "refused", "silent"):
+    fo[k] = j("fo-%s.json" % k)
+def delta(a, b):
+    a, b = j(a), j(b)
+    return {k: b.get(k, 0) - a.get(k, 0) for k in ("connections", "requests")} if b else {}
+if fo["silent"]:
+    fo["silent"]["dead"] = delta("silent-before.json", "silent-after.json")
+fo["circuit"] = {"wrk": j("circuit.txt.json"), "dead": delta("circuit-before.json", "circuit-after.json")}
+r["failover"] = fo
+
+notes = ["Load: wrk -t1 -c1 (latency) and -t2 -c64 (throughput) for %ss each, POST of a 180-byte chat "
+         "body; streams: 12 SSE events (about 2.5 KB) per request. Time to first chunk: python http.client "
+         "on one keep-alive connection, from sending the request to the first body byte." % E("DUR")]
+notes.append("airlock: 2 workers; nginx proxy: 2 worker processes, upstream keepalive 64, "
+             "proxy_buffering off, access log on (airlock logs one line per request too). "
+             "Upstream: nginx, 1 worker, `return 200` of canned bodies.")
+# What airlock logged: statuses and attempt outcomes of its main instance.
+status, levels, other = {}, {}, 0
+try:
+    for line in open(os.path.join(T, "airlock.err"), errors="replace"):
+        try:
+            o = json.loads(line)
+        except ValueError:
+            other += 1
+            continue
+        if "status" in o:
+            status[str(o["status"])] = status.get(str(o["status"]), 0) + 1
+        lv = o.get("level")
+        if lv and lv not in ("info",) and "status" not in o:
+            levels[lv] = levels.get(lv, 0) + 1
+except OSError:
+    pass
+notes.append("airlock's own log (main instance): statuses %s; non-info events %s; non-JSON lines %d."
+             % (json.dumps(status, sort_keys=True), json.dumps(levels, sort_keys=True), other))
+if E("AIRLOCK_ALIVE") != "1":
+    notes.append("**airlock had died before the end of the load runs** (exit %s)." % E("AIRLOCK_EXIT"))
+notes.append("airlock stopped on SIGTERM in %s ms with exit code %s." % (E("AIRLOCK_STOP_MS"), E("AIRLOCK_EXIT")))
+notes.append("Caveat: 2 cores shared by wrk, the upstream and the proxy under test; figures vary by "
+             "10-20 % between runs. Compare the columns of one run, not runs.")
+r["notes"] = notes
+print(json.dumps(r))
+EOF
+
+echo
+$B report "$TMP/results.json" bench/results.md
+
+if [ "${BENCH_NO_DOCS:-0}" != 1 ]; then
+  if [ ! -f docs/benchmarks.md ]; then
+    log "docs/benchmarks.md is missing; not appending"
+  else
+    { echo; echo "### $(date -u '+%Y-%m-%d %H:%M UTC')"; echo; tail -n +3 bench/results.md; } >>docs/benchmarks.md
+  fi
+fi
+
+# The classifier's own benchmark, by its author, when present.
+if [ -f bench/classify.sh ]; then
+  echo
+  log "bench/classify.sh"
+  sh bench/classify.sh || log "bench/classify.sh exited $?"
+fi
+log "done in $(( $(date +%s) - T0 )) s; table in bench/results.md"
