@@ -36,12 +36,23 @@ void classifier_free(struct classifier *c);
  * string in it, decoded, including keys; text parts of a content array are also
  * scanned joined together; unreadable parts raise the level to
  * cfg->unreadable_level. Never fails: on internal trouble (allocation) it returns
- * the top level (fail closed). Thread-safe; uses per-thread scratch. */
+ * the top level (fail closed). Thread-safe; uses per-thread scratch.
+ * Offsets are into the "scanned text": a depth-first, document-order walk that
+ * appends every object key and string value, decoded, each followed by '\n'
+ * (integers of 9+ digits in decimal); after a content array with two or more
+ * text parts, those texts joined with no separator and a '\n'; after a string
+ * holding JSON with escapes (tool call arguments), its keys and strings decoded
+ * once more. See docs/policy.md. */
 void classify_request(const struct classifier *c, const struct config *cfg,
                       const cJSON *body, struct classification *out);
 
 /* Classifies one buffer of text (already decoded). Same result shape. */
 void classify_text(const struct classifier *c, const char *text, size_t len,
                    struct classification *out);
+
+/* Frees the calling thread's scratch (Hyperscan scratch, text buffer). Also
+ * done automatically when a thread exits; call it from the main thread before
+ * exit, or from a worker that will not classify again. */
+void classify_thread_release(void);
 
 #endif

@@ -1,0 +1,88 @@
+/* ssn.c — the `us_ssn` built-in: AAA-GG-SSSS (dashes or spaces), or nine
+ * plain digits right after an "SSN" / "social security" label. Numbers the
+ * SSA never issues are rejected: area 000, 666 or 900-999, group 00, serial
+ * 0000. */
+#include "policy/detectors/detectors.h"
+
+#define LABEL_WINDOW 24
+
+static int issued(const unsigned char *a, const unsigned char *g, const unsigned char *sr)
+{
+    unsigned area = (unsigned)((a[0] - '0') * 100 + (a[1] - '0') * 10 + (a[2] - '0'));
+    if (area == 0 || area == 666 || area >= 900)
+        return 0;
+    if (g[0] == '0' && g[1] == '0')
+        return 0;
+    return !(sr[0] == '0' && sr[1] == '0' && sr[2] == '0' && sr[3] == '0');
+}
+
+static int left_ok(const unsigned char *s, size_t b)
+{
+    if (b == 0)
+        return 1;
+    unsigned char c = s[b - 1];
+    if (is_alnum(c) || c == '_' || c == '.' || c == '+' || c == '$' || c == '#')
+        return 0;
+    if ((c == '-' || c == '/' || c == ',') && b >= 2 && (is_alnum(s[b - 2]) || s[b - 2] == '.'))
+        return 0;
+    if (c == ':' && b >= 2 && is_digit(s[b - 2]))
+        return 0;
+    return 1;
+}
+
+static int right_ok(const unsigned char *s, size_t n, size_t e)
+{
+    if (e >= n)
+        return 1;
+    unsigned char c = s[e];
+    if (is_alnum(c) || c == '_')
+        return 0;
+    if ((c == '-' || c == '.' || c == '/' || c == ',' || c == ':') && e + 1 < n && is_digit(s[e + 1]))
+        return 0;
+    return 1;
+}
+
+/* Is there an "ssn" or "social security" label just before b? */
+static int labelled(const unsigned char *s, size_t b)
+{
+    size_t from = b > LABEL_WINDOW ? b - LABEL_WINDOW : 0;
+    for (size_t p = from; p < b; p++) {
+        unsigned char c = to_lower(s[p]);
+        if (c == 's' && (p == 0 || !is_alpha(s[p - 1])) &&
+            (starts_with_ci(s, p, b, "ssn") || starts_with_ci(s, p, b, "social security")))
+            return 1;
+    }
+    return 0;
+}
+
+void detect_ssn(const unsigned char *s, size_t n, const struct hit_sink *k)
+{
+    size_t i = 0;
+    while ((i = next_digit(s, i, n)) < n) {
+        size_t run_end = i;
+        while (run_end < n && is_digit(s[run_end]))
+            run_end++;
+        size_t len = run_end - i, end = 0;
+        if (!left_ok(s, i)) {
+            i = run_end;
+            continue;
+        }
+        if (len == 3 && run_end + 8 <= n) {
+            const unsigned char *p = s + i;
+            unsigned char sep = p[3];
+            if ((sep == '-' || sep == ' ') && is_digit(p[4]) && is_digit(p[5]) && p[6] == sep &&
+                is_digit(p[7]) && is_digit(p[8]) && is_digit(p[9]) && is_digit(p[10]) &&
+                issued(p, p + 4, p + 7) && right_ok(s, n, i + 11))
+                end = i + 11;
+        } else if (len == 9 && right_ok(s, n, run_end) && labelled(s, i) &&
+                   issued(s + i, s + i + 3, s + i + 5)) {
+            end = run_end;
+        }
+        if (end) {
+            sink_hit(k, i, end);
+            i = end;
+        } else {
+            i = run_end;
+        }
+    }
+}
