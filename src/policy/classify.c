@@ -17,18 +17,6 @@
 #define BUF_KEEP (16u << 20)        /* per-thread buffer kept between requests */
 #define DET_BLOB (-1)               /* pseudo-detector: base64 blobs */
 
-typedef void (*builtin_fn)(const unsigned char *, size_t, const struct hit_sink *);
-
-static const builtin_fn builtins[BUILTIN_COUNT] = {
-    [BUILTIN_EMAIL] = detect_email,
-    [BUILTIN_PHONE] = detect_phone,
-    [BUILTIN_CREDIT_CARD] = detect_card,
-    [BUILTIN_US_SSN] = detect_ssn,
-    [BUILTIN_IBAN] = detect_iban,
-    [BUILTIN_SECRET_KEY] = detect_keys,
-    [BUILTIN_IPV4] = detect_ipv4,
-};
-
 struct classifier {
     int top;                    /* n_levels - 1 */
     int unreadable_level;
@@ -225,6 +213,44 @@ static void on_hit(void *ctx, int det, size_t start, size_t end)
         a->offsets[a->n_offsets++] = start;
 }
 
+/* Email and secret keys scan on their own; the number-shaped detectors share
+ * one pass (a built-in listed twice gets a pass of its own for the copy). */
+static void run_builtins(const struct classifier *c, struct scan *sc, const unsigned char *text,
+                         size_t len)
+{
+    struct hit_sink sinks[NUM_KINDS];
+    struct numeric_sinks num = { { NULL } };
+    int any_numeric = 0;
+    for (int i = 0; i < c->n_detectors; i++) {
+        const struct detector *d = &c->detectors[i];
+        if (d->kind != DETECTOR_BUILTIN)
+            continue;
+        struct hit_sink k = { on_hit, sc, i };
+        enum numeric_kind kind;
+        switch (d->builtin) {
+        case BUILTIN_EMAIL: detect_email(text, len, &k); continue;
+        case BUILTIN_SECRET_KEY: detect_keys(text, len, &k); continue;
+        case BUILTIN_PHONE: kind = NUM_PHONE; break;
+        case BUILTIN_CREDIT_CARD: kind = NUM_CARD; break;
+        case BUILTIN_US_SSN: kind = NUM_SSN; break;
+        case BUILTIN_IBAN: kind = NUM_IBAN; break;
+        case BUILTIN_IPV4: kind = NUM_IPV4; break;
+        default: continue;
+        }
+        if (num.k[kind]) {
+            struct numeric_sinks one = { { NULL } };
+            one.k[kind] = &k;
+            detect_numeric(text, len, &one);
+            continue;
+        }
+        sinks[kind] = k;
+        num.k[kind] = &sinks[kind];
+        any_numeric = 1;
+    }
+    if (any_numeric)
+        detect_numeric(text, len, &num);
+}
+
 static void fail_closed(const struct classifier *c, struct classification *out)
 {
     memset(out, 0, sizeof(*out));
@@ -240,13 +266,7 @@ static int scan_text(const struct classifier *c, struct tls_state *t, const unsi
     memset(t->acc, 0, sizeof(*t->acc) * ((size_t)c->n_detectors + 1));
     t->blobs = 0;
     struct scan sc = { t, t->regions, n_regions };
-    for (int i = 0; i < c->n_detectors; i++) {
-        const struct detector *d = &c->detectors[i];
-        if (d->kind != DETECTOR_BUILTIN)
-            continue;
-        struct hit_sink k = { on_hit, &sc, i };
-        builtins[d->builtin](text, len, &k);
-    }
+    run_builtins(c, &sc, text, len);
     struct hit_sink ck = { on_hit, &sc, 0 };
     if (custom_scan(c->custom, &t->scratch, &t->scratch_gen, text, len, &ck) < 0)
         return -1;

@@ -88,64 +88,48 @@ static int right_ok(const unsigned char *s, size_t n, size_t e, int full)
     return 1;
 }
 
-void detect_card(const unsigned char *s, size_t n, const struct hit_sink *k)
+/* A card starting at the digit run [i, run_end)? Returns its end or 0. */
+size_t card_at(const unsigned char *s, size_t n, size_t i, size_t run_end)
 {
-    size_t i = 0;
     unsigned char digits[CARD_MAX + 8];
-    while ((i = next_digit(s, i, n)) < n) {
-        size_t run_end = i;
-        while (run_end < n && is_digit(s[run_end]))
-            run_end++;
-        if (!left_ok(s, i) || run_end - i > CARD_MAX ||
-            (run_end - i < CARD_MIN && run_end - i != 4)) {
-            i = run_end;
-            continue;
-        }
-        /* Groups: one plain run, or a 4-digit first group then groups of 3-6
-         * digits joined by one kind of separator. */
-        int ng = 0, nd = 0;
-        int cum[MAX_GROUPS];
-        size_t gend[MAX_GROUPS];
-        unsigned char sep = 0;
-        size_t p = i;
-        while (ng < MAX_GROUPS) {
-            size_t q = p;
-            while (q < n && is_digit(s[q]) && nd + (int)(q - p) < CARD_MAX + 1)
-                q++;
-            int len = (int)(q - p);
-            if ((ng > 0 && (len < 3 || len > 6)) || (q < n && is_digit(s[q])))
-                break;
-            memcpy(digits + nd, s + p, (size_t)len);
-            nd += len;
-            cum[ng] = nd;
-            gend[ng] = q;
-            ng++;
-            if (nd > CARD_MAX || q + 1 >= n || !is_digit(s[q + 1]))
-                break;
-            if (s[q] != ' ' && s[q] != '-')
-                break;
-            if (sep && s[q] != sep)
-                break;
-            if (ng == 1 && len != 4)
-                break;
-            sep = s[q];
-            p = q + 1;
-        }
-        size_t end = 0;
-        for (int g = ng; g >= 1; g--) {
-            if (cum[g - 1] < CARD_MIN || cum[g - 1] > CARD_MAX)
-                continue;
-            if (known_iin(digits, cum[g - 1]) && luhn_valid(digits, (size_t)cum[g - 1]) &&
-                right_ok(s, n, gend[g - 1], g == ng)) {
-                end = gend[g - 1];
-                break;
-            }
-        }
-        if (end) {
-            sink_hit(k, i, end);
-            i = end;
-        } else {
-            i = run_end;
-        }
+    if (!left_ok(s, i) || run_end - i > CARD_MAX || (run_end - i < CARD_MIN && run_end - i != 4))
+        return 0;
+    /* Groups: one plain run, or a 4-digit first group then groups of 3-6
+     * digits joined by one kind of separator. */
+    int ng = 0, nd = 0;
+    int cum[MAX_GROUPS];
+    size_t gend[MAX_GROUPS];
+    unsigned char sep = 0;
+    size_t p = i;
+    while (ng < MAX_GROUPS) {
+        size_t q = p;
+        while (q < n && is_digit(s[q]) && nd + (int)(q - p) < CARD_MAX + 1)
+            q++;
+        int len = (int)(q - p);
+        if ((ng > 0 && (len < 3 || len > 6)) || (q < n && is_digit(s[q])))
+            break;
+        memcpy(digits + nd, s + p, (size_t)len);
+        nd += len;
+        cum[ng] = nd;
+        gend[ng] = q;
+        ng++;
+        if (nd > CARD_MAX || q + 1 >= n || !is_digit(s[q + 1]))
+            break;
+        if (s[q] != ' ' && s[q] != '-')
+            break;
+        if (sep && s[q] != sep)
+            break;
+        if (ng == 1 && len != 4)
+            break;
+        sep = s[q];
+        p = q + 1;
     }
+    for (int g = ng; g >= 1; g--) {
+        if (cum[g - 1] < CARD_MIN || cum[g - 1] > CARD_MAX)
+            continue;
+        if (known_iin(digits, cum[g - 1]) && luhn_valid(digits, (size_t)cum[g - 1]) &&
+            right_ok(s, n, gend[g - 1], g == ng))
+            return gend[g - 1];
+    }
+    return 0;
 }

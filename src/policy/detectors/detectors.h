@@ -24,12 +24,23 @@ static inline void sink_hit(const struct hit_sink *k, size_t start, size_t end)
 }
 
 void detect_email(const unsigned char *s, size_t n, const struct hit_sink *k);
-void detect_phone(const unsigned char *s, size_t n, const struct hit_sink *k);
-void detect_card(const unsigned char *s, size_t n, const struct hit_sink *k);
-void detect_ssn(const unsigned char *s, size_t n, const struct hit_sink *k);
-void detect_iban(const unsigned char *s, size_t n, const struct hit_sink *k);
 void detect_keys(const unsigned char *s, size_t n, const struct hit_sink *k);
-void detect_ipv4(const unsigned char *s, size_t n, const struct hit_sink *k);
+
+/* The number-shaped detectors share one pass over the digits (numeric.c);
+ * a NULL sink turns that detector off. */
+enum numeric_kind { NUM_CARD, NUM_SSN, NUM_PHONE, NUM_IPV4, NUM_IBAN, NUM_KINDS };
+struct numeric_sinks {
+    const struct hit_sink *k[NUM_KINDS];
+};
+void detect_numeric(const unsigned char *s, size_t n, const struct numeric_sinks *ks);
+
+/* Validators called by detect_numeric at a digit run [i, run_end): each
+ * returns the end of the match or 0 (and its start when it may differ). */
+size_t card_at(const unsigned char *s, size_t n, size_t i, size_t run_end);
+size_t ssn_at(const unsigned char *s, size_t n, size_t i, size_t run_end);
+size_t phone_at(const unsigned char *s, size_t n, size_t i, size_t *start);
+size_t ipv4_at(const unsigned char *s, size_t n, size_t i);
+size_t iban_at(const unsigned char *s, size_t n, size_t i, size_t *start);
 
 /* Long base64-looking runs (content the classifier cannot read): returns how
  * many, and reports each to k when k is not NULL. */

@@ -67,21 +67,15 @@ static size_t read_iban(const unsigned char *s, size_t n, size_t b)
     return mod97_ok(iban, len) ? p : 0;
 }
 
-void detect_iban(const unsigned char *s, size_t n, const struct hit_sink *k)
+/* An IBAN whose check digits start at the digit i? Returns its end (and
+ * start, two bytes before i) or 0. */
+size_t iban_at(const unsigned char *s, size_t n, size_t i, size_t *start)
 {
-    size_t i = 0;
-    while ((i = next_digit(s, i, n)) < n) {
-        size_t b = i - 2;
-        if (i >= 2 && is_upper(s[i - 2]) && is_upper(s[i - 1]) &&
-            (b == 0 || (!is_alnum(s[b - 1]) && s[b - 1] != '_'))) {
-            size_t end = read_iban(s, n, b);
-            if (end) {
-                sink_hit(k, b, end);
-                i = end;
-                continue;
-            }
-        }
-        while (i < n && is_digit(s[i]))
-            i++;
-    }
+    if (i < 2 || !is_upper(s[i - 2]) || !is_upper(s[i - 1]))
+        return 0;
+    size_t b = i - 2;
+    if (b > 0 && (is_alnum(s[b - 1]) || s[b - 1] == '_'))
+        return 0;
+    *start = b;
+    return read_iban(s, n, b);
 }

@@ -35,38 +35,26 @@ static int version_label(const unsigned char *s, size_t b)
     return 0;
 }
 
-void detect_ipv4(const unsigned char *s, size_t n, const struct hit_sink *k)
+/* An address starting at the digit b? Returns its end or 0. */
+size_t ipv4_at(const unsigned char *s, size_t n, size_t b)
 {
-    size_t i = 0;
-    while ((i = next_digit(s, i, n)) < n) {
-        size_t b = i;
-        size_t e = 0;
-        if (b == 0 || !(is_alnum(s[b - 1]) || s[b - 1] == '.' || s[b - 1] == '_')) {
-            size_t p = b;
-            int parts = 0;
-            while (parts < 4) {
-                size_t q = octet(s, n, p);
-                if (!q)
-                    break;
-                parts++;
-                p = q;
-                if (parts < 4) {
-                    if (p + 1 >= n || s[p] != '.' || !is_digit(s[p + 1]))
-                        break;
-                    p++;
-                }
-            }
-            if (parts == 4 && (p >= n || !(is_alnum(s[p]) || s[p] == '_' ||
-                                          (s[p] == '.' && p + 1 < n && is_digit(s[p + 1])))) &&
-                !version_label(s, b))
-                e = p;
-        }
-        if (e) {
-            sink_hit(k, b, e);
-            i = e;
-        } else {
-            while (i < n && (is_digit(s[i]) || (s[i] == '.' && i + 1 < n && is_digit(s[i + 1]))))
-                i++;
+    if (b > 0 && (is_alnum(s[b - 1]) || s[b - 1] == '.' || s[b - 1] == '_'))
+        return 0;
+    size_t p = b;
+    int parts = 0;
+    while (parts < 4) {
+        size_t q = octet(s, n, p);
+        if (!q)
+            return 0;
+        parts++;
+        p = q;
+        if (parts < 4) {
+            if (p + 1 >= n || s[p] != '.' || !is_digit(s[p + 1]))
+                return 0;
+            p++;
         }
     }
+    if (p < n && (is_alnum(s[p]) || s[p] == '_' || (s[p] == '.' && p + 1 < n && is_digit(s[p + 1]))))
+        return 0;
+    return version_label(s, b) ? 0 : p;
 }

@@ -242,6 +242,17 @@ static int value_is_secret(enum name_kind kind, const unsigned char *v, size_t l
     return len >= 16 && spaces == 0 && digits >= 2 && letters >= 2 && entropy(v, len) >= 3.0;
 }
 
+static int value_stop(unsigned char c)
+{
+    switch (c) {
+    case ' ': case '\t': case ',': case ';': case '(': case ')': case '[': case ']':
+    case '&': case '"': case '\'': case '<': case '>': case '}': case '\0':
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* name = value, name: value, "name": "value" ('=' or ':' at t). */
 static size_t assignment(const unsigned char *s, size_t n, size_t t, size_t *start)
 {
@@ -279,7 +290,7 @@ static size_t assignment(const unsigned char *s, size_t n, size_t t, size_t *sta
     }
     size_t e = v;
     while (e < n && e - v < VALUE_MAX && s[e] != '\n' && s[e] != '\r') {
-        if (quoted ? s[e] == q : (s[e] == ' ' || s[e] == '\t' || strchr(",;()[&\"'<>]}", s[e])))
+        if (quoted ? s[e] == q : value_stop(s[e]))
             break;
         e++;
     }
@@ -291,11 +302,45 @@ static size_t assignment(const unsigned char *s, size_t n, size_t t, size_t *sta
     return e;
 }
 
+/* Cheap tests on the bytes around a trigger before any real work. */
+static int worth_a_look(const unsigned char *s, size_t n, size_t i)
+{
+    unsigned char c;
+    switch (s[i]) {
+    case '-':
+        return (i + 1 < n && s[i + 1] == '-') || (i >= 2 && s[i - 1] == 'k' && s[i - 2] == 's') ||
+               (i >= 4 && s[i - 3] == 'o' && s[i - 4] == 'x');
+    case '_':
+        return i >= 3 && ((s[i - 2] == 'h' && s[i - 3] == 'g') || s[i - 1] == 'b');
+    case 'A':
+        return i + 1 < n && (s[i + 1] == 'K' || s[i + 1] == 'S' || s[i + 1] == 'I' ||
+                             s[i + 1] == 'G' || s[i + 1] == 'R' || s[i + 1] == 'N' ||
+                             s[i + 1] == 'B' || s[i + 1] == 'C');
+    case 'J':
+        return i >= 2 && s[i - 1] == 'y' && s[i - 2] == 'e';
+    default:
+        /* the name before '=' / ':' must end like key, token, secret,
+         * password, pwd, pass, auth, authorization, credential(s), bearer,
+         * passphrase, pw */
+        for (int skip = 0; skip < 5 && i > 0 && (s[i - 1] == ' ' || s[i - 1] == '"' || s[i - 1] == '\''); skip++)
+            i--;
+        if (i == 0)
+            return 0;
+        c = to_lower(s[i - 1]);
+        return c == 'y' || c == 'n' || c == 't' || c == 'd' || c == 's' || c == 'h' ||
+               c == 'w' || c == 'l' || c == 'r' || c == 'e';
+    }
+}
+
 void detect_keys(const unsigned char *s, size_t n, const struct hit_sink *k)
 {
     size_t i = 0;
     while ((i = next_of6(s, i, n, '-', '_', 'A', 'J', '=', ':')) < n) {
         size_t start = 0, end = 0;
+        if (!worth_a_look(s, n, i)) {
+            i++;
+            continue;
+        }
         switch (s[i]) {
         case '-':
             end = pem(s, n, i, &start);

@@ -191,37 +191,21 @@ static int left_ok(const unsigned char *s, size_t b)
     return 1;
 }
 
-void detect_phone(const unsigned char *s, size_t n, const struct hit_sink *k)
+/* A phone number around the digit run starting at i (it may begin one byte
+ * earlier, at '+' or '(')? Returns its end and start, or 0. */
+size_t phone_at(const unsigned char *s, size_t n, size_t i, size_t *start)
 {
-    size_t i = 0;
     struct number num;
-    while ((i = next_digit(s, i, n)) < n) {
-        size_t run_end = i;
-        while (run_end < n && is_digit(s[run_end]))
-            run_end++;
-        if (i > 0 && is_digit(s[i - 1])) {     /* mid-run (we resumed inside one) */
-            i = run_end;
-            continue;
-        }
-        size_t b = i;
-        if (b > 0 && (s[b - 1] == '+' || s[b - 1] == '('))
-            b--;
-        if (!left_ok(s, b) || !read_number(s, n, b, &num)) {
-            i = run_end;
-            continue;
-        }
-        size_t end = 0;
-        for (int g = num.ng; g >= 1; g--) {
-            if (shape_ok(&num, g, s) && right_ok(s, n, num.gend[g - 1], g == num.ng)) {
-                end = num.gend[g - 1];
-                break;
-            }
-        }
-        if (end) {
-            sink_hit(k, b, end);
-            i = end;
-        } else {
-            i = run_end;
+    size_t b = i;
+    if (b > 0 && (s[b - 1] == '+' || s[b - 1] == '('))
+        b--;
+    if (!left_ok(s, b) || !read_number(s, n, b, &num))
+        return 0;
+    for (int g = num.ng; g >= 1; g--) {
+        if (shape_ok(&num, g, s) && right_ok(s, n, num.gend[g - 1], g == num.ng)) {
+            *start = b;
+            return num.gend[g - 1];
         }
     }
+    return 0;
 }

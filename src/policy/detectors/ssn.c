@@ -55,34 +55,22 @@ static int labelled(const unsigned char *s, size_t b)
     return 0;
 }
 
-void detect_ssn(const unsigned char *s, size_t n, const struct hit_sink *k)
+/* An SSN starting at the digit run [i, run_end)? Returns its end or 0. */
+size_t ssn_at(const unsigned char *s, size_t n, size_t i, size_t run_end)
 {
-    size_t i = 0;
-    while ((i = next_digit(s, i, n)) < n) {
-        size_t run_end = i;
-        while (run_end < n && is_digit(s[run_end]))
-            run_end++;
-        size_t len = run_end - i, end = 0;
-        if (!left_ok(s, i)) {
-            i = run_end;
-            continue;
-        }
-        if (len == 3 && run_end + 8 <= n) {
-            const unsigned char *p = s + i;
-            unsigned char sep = p[3];
-            if ((sep == '-' || sep == ' ') && is_digit(p[4]) && is_digit(p[5]) && p[6] == sep &&
-                is_digit(p[7]) && is_digit(p[8]) && is_digit(p[9]) && is_digit(p[10]) &&
-                issued(p, p + 4, p + 7) && right_ok(s, n, i + 11))
-                end = i + 11;
-        } else if (len == 9 && right_ok(s, n, run_end) && labelled(s, i) &&
-                   issued(s + i, s + i + 3, s + i + 5)) {
-            end = run_end;
-        }
-        if (end) {
-            sink_hit(k, i, end);
-            i = end;
-        } else {
-            i = run_end;
-        }
+    size_t len = run_end - i;
+    if (!left_ok(s, i))
+        return 0;
+    if (len == 3 && run_end + 8 <= n) {
+        const unsigned char *p = s + i;
+        unsigned char sep = p[3];
+        if ((sep == '-' || sep == ' ') && is_digit(p[4]) && is_digit(p[5]) && p[6] == sep &&
+            is_digit(p[7]) && is_digit(p[8]) && is_digit(p[9]) && is_digit(p[10]) &&
+            issued(p, p + 4, p + 7) && right_ok(s, n, i + 11))
+            return i + 11;
+    } else if (len == 9 && right_ok(s, n, run_end) && labelled(s, i) &&
+               issued(s + i, s + i + 3, s + i + 5)) {
+        return run_end;
     }
+    return 0;
 }
