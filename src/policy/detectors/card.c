@@ -51,8 +51,10 @@ static int known_iin(const unsigned char *d, int len)
         return len >= 16 && len <= 19;
     if (p4 >= 3528 && p4 <= 3589)                        /* JCB */
         return len >= 16 && len <= 19;
-    if ((p3 >= 300 && p3 <= 305) || p2 == 36 || p2 == 38 || p2 == 39)   /* Diners */
-        return len >= 14 && len <= 19;
+    if (p2 == 36)                                        /* Diners */
+        return len == 14;
+    if ((p3 >= 300 && p3 <= 305) || p2 == 38 || p2 == 39)
+        return len == 14 || len == 16;
     if (p2 == 62)                                        /* UnionPay */
         return len >= 16 && len <= 19;
     if (p4 == 5018 || p4 == 5020 || p4 == 5038 || p4 == 5893 || p4 == 6304 ||
@@ -94,7 +96,7 @@ size_t card_at(const unsigned char *s, size_t n, size_t i, size_t run_end)
     unsigned char digits[CARD_MAX + 8];
     if (!left_ok(s, i) || run_end - i > CARD_MAX || (run_end - i < CARD_MIN && run_end - i != 4))
         return 0;
-    /* Groups: one plain run, or a 4-digit first group then groups of 3-6
+    /* Groups: one plain run, or a 4-digit first group then groups of 1-6
      * digits joined by one kind of separator. */
     int ng = 0, nd = 0;
     int cum[MAX_GROUPS];
@@ -106,7 +108,7 @@ size_t card_at(const unsigned char *s, size_t n, size_t i, size_t run_end)
         while (q < n && is_digit(s[q]) && nd + (int)(q - p) < CARD_MAX + 1)
             q++;
         int len = (int)(q - p);
-        if ((ng > 0 && (len < 3 || len > 6)) || (q < n && is_digit(s[q])))
+        if ((ng > 0 && len > 6) || (q < n && is_digit(s[q])))
             break;
         memcpy(digits + nd, s + p, (size_t)len);
         nd += len;
@@ -126,6 +128,10 @@ size_t card_at(const unsigned char *s, size_t n, size_t i, size_t run_end)
     }
     for (int g = ng; g >= 1; g--) {
         if (cum[g - 1] < CARD_MIN || cum[g - 1] > CARD_MAX)
+            continue;
+        /* 16 digits then a 3-digit group is one 19-digit number, not a card
+         * and its CVV */
+        if (g == ng - 1 && cum[ng - 1] <= CARD_MAX && cum[ng - 1] - cum[g - 1] == 3)
             continue;
         if (known_iin(digits, cum[g - 1]) && luhn_valid(digits, (size_t)cum[g - 1]) &&
             right_ok(s, n, gend[g - 1], g == ng))

@@ -134,12 +134,9 @@ static size_t aws_google(const unsigned char *s, size_t n, size_t t, size_t *sta
         if (memcmp(s + t, aws[i], 4) != 0)
             continue;
         size_t e = t + 4;
-        int digits = 0;
-        while (e < n && (is_upper(s[e]) || is_digit(s[e])) && e - t < 21) {
-            digits += is_digit(s[e]);
+        while (e < n && (is_upper(s[e]) || is_digit(s[e])) && e - t < 21)
             e++;
-        }
-        if (e - t == 20 && (e >= n || !(is_alnum(s[e]) || s[e] == '_')) && digits > 0) {
+        if (e - t == 20 && (e >= n || !(is_alnum(s[e]) || s[e] == '_'))) {
             *start = t;
             return e;
         }
@@ -224,11 +221,12 @@ static double entropy(const unsigned char *v, size_t len)
 
 static int value_is_secret(enum name_kind kind, const unsigned char *v, size_t len, int quoted)
 {
-    int digits = 0, letters = 0, symbols = 0, spaces = 0, ident = 1;
+    int digits = 0, letters = 0, upper = 0, symbols = 0, spaces = 0, ident = 1;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = v[i];
         digits += is_digit(c);
         letters += is_alpha(c);
+        upper += is_upper(c);
         spaces += c == ' ';
         if (!is_alnum(c) && c != ' ')
             symbols++;
@@ -239,7 +237,13 @@ static int value_is_secret(enum name_kind kind, const unsigned char *v, size_t l
         return 0;
     if (kind == NAME_PASSWORD)
         return len >= 6 && spaces == 0 && (digits > 0 || symbols > 0);
-    return len >= 16 && spaces == 0 && digits >= 2 && letters >= 2 && entropy(v, len) >= 3.0;
+    if (len < 16 || spaces || letters < 2)
+        return 0;
+    /* random keys: digits and letters, or (base64 without digits) both cases */
+    double h = entropy(v, len);
+    if (digits >= 2)
+        return h >= 3.0;
+    return upper >= 2 && letters - upper >= 2 && len >= 20 && h >= 3.5;
 }
 
 static int value_stop(unsigned char c)

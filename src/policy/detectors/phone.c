@@ -104,7 +104,8 @@ static int international(const struct number *num, int k, int skip)
     for (int g = 1; g < k; g++) {
         if (num->sep[g] == '/')
             return 0;
-        if (num->len[g] < 2 && !(g == num->paren && num->len[g] == 1))
+        /* a one-digit area code may follow the country code (+61 2, +33 6) */
+        if (num->len[g] < 2 && g != 1 && !(g == num->paren && num->len[g] == 1))
             return 0;
     }
     return 1;
@@ -199,13 +200,17 @@ size_t phone_at(const unsigned char *s, size_t n, size_t i, size_t *start)
     size_t b = i;
     if (b > 0 && (s[b - 1] == '+' || s[b - 1] == '('))
         b--;
-    if (!left_ok(s, b) || !read_number(s, n, b, &num))
-        return 0;
-    for (int g = num.ng; g >= 1; g--) {
-        if (shape_ok(&num, g, s) && right_ok(s, n, num.gend[g - 1], g == num.ng)) {
-            *start = b;
-            return num.gend[g - 1];
+    for (;;) {
+        if (left_ok(s, b) && read_number(s, n, b, &num)) {
+            for (int g = num.ng; g >= 1; g--) {
+                if (shape_ok(&num, g, s) && right_ok(s, n, num.gend[g - 1], g == num.ng)) {
+                    *start = b;
+                    return num.gend[g - 1];
+                }
+            }
         }
+        if (b == i || s[b] != '(')
+            return 0;
+        b = i;      /* "(555 123 4567)": the parenthesis encloses the number */
     }
-    return 0;
 }
