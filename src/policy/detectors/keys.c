@@ -178,17 +178,16 @@ static enum name_kind classify_name(const unsigned char *s, size_t ns, size_t ne
             b--;
     }
     size_t len = ne - b;
-    static const char *const keys[] = { "key", "apikey", "token", "secret", "auth",
-                                        "authorization", "credential", "credentials",
-                                        "bearer", NULL };
-    static const char *const pws[] = { "password", "passwd", "pwd", "pass", "passphrase",
-                                       "pw", NULL };
-    for (int i = 0; keys[i]; i++)
-        if (strlen(keys[i]) == len && starts_with_ci(s, b, ne, keys[i]))
-            return NAME_KEY;
-    for (int i = 0; pws[i]; i++)
-        if (strlen(pws[i]) == len && starts_with_ci(s, b, ne, pws[i]))
-            return NAME_PASSWORD;
+    static const struct { const char *word; unsigned char len; enum name_kind kind; } names[] = {
+        { "key", 3, NAME_KEY }, { "apikey", 6, NAME_KEY }, { "token", 5, NAME_KEY },
+        { "secret", 6, NAME_KEY }, { "auth", 4, NAME_KEY }, { "authorization", 13, NAME_KEY },
+        { "credential", 10, NAME_KEY }, { "credentials", 11, NAME_KEY }, { "bearer", 6, NAME_KEY },
+        { "password", 8, NAME_PASSWORD }, { "passwd", 6, NAME_PASSWORD }, { "pwd", 3, NAME_PASSWORD },
+        { "pass", 4, NAME_PASSWORD }, { "passphrase", 10, NAME_PASSWORD }, { "pw", 2, NAME_PASSWORD },
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (names[i].len == len && starts_with_ci(s, b, ne, names[i].word))
+            return names[i].kind;
     return NAME_NONE;
 }
 
