@@ -10,7 +10,7 @@
 #   make bench          (or: bash bench/run.sh; needs build/airlock, nginx, wrk)
 # Knobs (env): BENCH_SECONDS=10 per wrk run, BENCH_STREAM_SECONDS=5,
 # BENCH_TTFC_N=200, BENCH_FAILOVER_N=200, BENCH_CIRCUIT_SECONDS=20,
-# AIRLOCK=build/airlock, BENCH_KEEP=1 keeps the scratch dir, BENCH_NO_DOCS=1.
+# AIRLOCK=build/airlock, BENCH_NOTE="a line for the report", BENCH_KEEP=1 keeps the scratch dir, BENCH_NO_DOCS=1.
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,6 +21,7 @@ STREAM_DUR=${BENCH_STREAM_SECONDS:-5}
 N_TTFC=${BENCH_TTFC_N:-200}
 N_FAIL=${BENCH_FAILOVER_N:-200}
 CIRCUIT_DUR=${BENCH_CIRCUIT_SECONDS:-20}
+BENCH_NOTE=${BENCH_NOTE:-}
 CIRCUIT_CONC=4
 SILENT_CONC=8
 PY=python3
@@ -322,7 +323,7 @@ AIRLOCK_VERSION=$("$BIN" --version 2>/dev/null | head -1)
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/.*nginx\///')
 WRK_VERSION=$(wrk -v 2>&1 | head -1 | awk '{print $2}')
 export TMP AIRLOCK_RSS AIRLOCK_HWM AIRLOCK_RSS_IDLE NGINX_RSS NGINX_HWM AIRLOCK_ALIVE AIRLOCK_EXIT \
-  AIRLOCK_STOP_MS AIRLOCK_VERSION NGINX_VERSION WRK_VERSION CIRCUIT_DUR CIRCUIT_CONC DUR
+  AIRLOCK_STOP_MS AIRLOCK_VERSION BENCH_NOTE NGINX_VERSION WRK_VERSION CIRCUIT_DUR CIRCUIT_CONC DUR
 $PY - >"$TMP/results.json" <<'EOF'
 import glob, json, os, socket, time
 T = os.environ["TMP"]
@@ -379,6 +380,8 @@ if E("AIRLOCK_ALIVE") != "1":
 notes.append("airlock stopped on SIGTERM in %s ms with exit code %s." % (E("AIRLOCK_STOP_MS"), E("AIRLOCK_EXIT")))
 notes.append("Caveat: 2 cores shared by wrk, the upstream and the proxy under test; figures vary by "
              "10-20 % between runs. Compare the columns of one run, not runs.")
+if E("BENCH_NOTE"):
+    notes.insert(0, E("BENCH_NOTE"))
 r["notes"] = notes
 print(json.dumps(r))
 EOF
