@@ -192,7 +192,9 @@ void config_errors_print(const struct config_errors *errs, const char *path, voi
 void config_errors_free(struct config_errors *errs);
 
 struct config *config_ref(struct config *cfg);
+/* Drops a reference; the last one frees the config (config_free). */
 void config_unref(struct config *cfg);
+void config_free(struct config *cfg);
 
 /* Level name -> index, or -1. Case-insensitive. */
 int config_level_index(const struct config *cfg, const char *name);

@@ -151,6 +151,7 @@ void respond_ready(struct exchange *ex, struct MHD_Response *r, unsigned status)
 
 /* upstream/proxy.c */
 void proxy_start(struct exchange *ex);
+int proxy_attempts(const struct exchange *ex); /* transfers started, skips not counted */
 void proxy_abort(struct exchange *ex);           /* the client left */
 /* Shutdown past the drain time: answer or end everything still waiting. */
 void proxy_cancel_all(struct worker *w);

@@ -97,10 +97,7 @@ int request_add_common_headers(struct exchange *ex, struct MHD_Response *r)
     MHD_add_response_header(r, "x-airlock-rule", ex->plan.route ? ex->plan.route->name : "none");
     MHD_add_response_header(r, "x-airlock-backend",
                             ex->backend >= 0 ? cfg->backends[ex->backend].name : "none");
-    int sent = 0;
-    for (int i = 0; i < ex->n_tries; i++)
-        sent += ex->tries[i].outcome != OUT_POLICY;
-    snprintf(n, sizeof n, "%d", sent);
+    snprintf(n, sizeof n, "%d", proxy_attempts(ex));
     MHD_add_response_header(r, "x-airlock-attempts", n);
     return 0;
 }

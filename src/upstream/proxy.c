@@ -16,7 +16,7 @@ static int is_skip(const struct attempt_record *t)
     return t->outcome == OUT_POLICY || (t->outcome == OUT_NONE && t->status == -1);
 }
 
-static int real_attempts(const struct exchange *ex)
+int proxy_attempts(const struct exchange *ex)
 {
     int n = 0;
     for (int i = 0; i < ex->n_tries; i++)
@@ -30,7 +30,7 @@ static int start_next(struct exchange *ex)
 {
     const struct config *cfg = ex->cfg;
     while (ex->next_candidate < ex->plan.n_candidates) {
-        if (real_attempts(ex) >= cfg->max_attempts)
+        if (proxy_attempts(ex) >= cfg->max_attempts)
             return -1;
         const struct candidate *c = &ex->plan.candidates[ex->next_candidate++];
         const struct backend *b = &cfg->backends[c->backend];
@@ -44,7 +44,7 @@ static int start_next(struct exchange *ex)
     }
     /* Every candidate was skipped for its state: rather than fail without
      * trying, try the first of them once (policy still applies at the wire). */
-    if (!ex->forced && real_attempts(ex) == 0 && ex->plan.n_candidates > 0) {
+    if (!ex->forced && proxy_attempts(ex) == 0 && ex->plan.n_candidates > 0) {
         for (int i = 0; i < ex->n_tries; i++) {
             if (ex->tries[i].outcome != OUT_NONE || ex->tries[i].status != -1)
                 continue;
@@ -96,7 +96,7 @@ static void respond_failure(struct exchange *ex)
 {
     const struct config *cfg = ex->cfg;
     struct buf msg = { 0 };
-    int tried = real_attempts(ex);
+    int tried = proxy_attempts(ex);
     int policy_refused = ex->clearance_excluded;
     for (int i = 0; i < ex->n_tries; i++)
         policy_refused |= ex->tries[i].outcome == OUT_POLICY;
@@ -150,6 +150,7 @@ static void respond_failure(struct exchange *ex)
 static void respond_upstream(struct exchange *ex)
 {
     struct buf *b = &ex->upstream_resp;
+    ex->bytes_out += b->len;
     struct MHD_Response *r =
         MHD_create_response_from_buffer(b->len, b->data ? b->data : (void *)"",
                                         b->data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
@@ -180,7 +181,7 @@ static int schedule_retry(struct exchange *ex)
     int used = 0;
     for (int i = 0; i < ex->n_tries; i++)
         used += ex->tries[i].backend == b->index && !is_skip(&ex->tries[i]);
-    if (used > b->retries || real_attempts(ex) >= ex->cfg->max_attempts || ex->next_candidate == 0)
+    if (used > b->retries || proxy_attempts(ex) >= ex->cfg->max_attempts || ex->next_candidate == 0)
         return -1;
     uint64_t backoff = 100u << (used - 1 < 5 ? used - 1 : 5);
     if (backoff > 2000)

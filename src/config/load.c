@@ -1,0 +1,1269 @@
+/* load.c — YAML to struct config. libyaml builds the document tree; we walk
+ * it once, in a fixed order (levels before anything that names a level,
+ * backends before routes), collecting every error with its position instead
+ * of stopping at the first. Defaults are filled in here so the rest of the
+ * daemon never has to guess. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <curl/curl.h>
+#include <yaml.h>
+
+#include "airlock/classify.h"
+#include "airlock/config.h"
+
+#define MAX_CONFIG_BYTES (16u << 20)
+#define MAX_NESTING 64
+#define MAX_NODES_VISITED 200000
+#define MAX_KEY_FILE_BYTES 8192
+
+struct loader {
+    yaml_document_t *doc;
+    struct config *cfg;
+    struct config_errors *errs;
+    long visited;               /* aliases can make a small file a huge tree */
+};
+
+/* ---- errors ------------------------------------------------------------ */
+
+static void add_error(struct config_errors *errs, int line, int col, const char *fmt, va_list ap)
+{
+    if (errs->n == errs->cap) {
+        int ncap = errs->cap ? errs->cap * 2 : 16;
+        struct config_error *p = realloc(errs->items, (size_t)ncap * sizeof(*p));
+        if (!p)
+            return;
+        errs->items = p;
+        errs->cap = ncap;
+    }
+    struct config_error *e = &errs->items[errs->n++];
+    e->line = line;
+    e->col = col;
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+}
+
+__attribute__((format(printf, 3, 4)))
+static void error_at(struct loader *l, const yaml_node_t *n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    add_error(l->errs, n ? (int)n->start_mark.line + 1 : 0, n ? (int)n->start_mark.column + 1 : 0, fmt, ap);
+    va_end(ap);
+}
+
+__attribute__((format(printf, 4, 5)))
+static void error_pos(struct config_errors *errs, int line, int col, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    add_error(errs, line, col, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- node access ------------------------------------------------------- */
+
+static yaml_node_t *node_at(struct loader *l, int id)
+{
+    if (++l->visited > MAX_NODES_VISITED)
+        return NULL;
+    return yaml_document_get_node(l->doc, id);
+}
+
+static int is_scalar(const yaml_node_t *n) { return n && n->type == YAML_SCALAR_NODE; }
+static int is_map(const yaml_node_t *n) { return n && n->type == YAML_MAPPING_NODE; }
+static int is_seq(const yaml_node_t *n) { return n && n->type == YAML_SEQUENCE_NODE; }
+static const char *text(const yaml_node_t *n) { return (const char *)n->data.scalar.value; }
+
+static const char *kind_name(const yaml_node_t *n)
+{
+    switch (n->type) {
+    case YAML_SCALAR_NODE: return "a scalar";
+    case YAML_SEQUENCE_NODE: return "a list";
+    case YAML_MAPPING_NODE: return "a mapping";
+    default: return "empty";
+    }
+}
+
+/* A null scalar: `key:` with nothing, `~` or `null` (plain, not quoted). */
+static int is_null(const yaml_node_t *n)
+{
+    if (!is_scalar(n) || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return 0;
+    const char *s = text(n);
+    return !*s || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0;
+}
+
+/* One key of a mapping we know. `seen` points at the value once found. */
+struct field {
+    const char *key;
+    yaml_node_t *value;
+    yaml_node_t *key_node;
+};
+
+/* Matches a mapping's keys against `fields` (NULL-key terminated). Unknown
+ * and duplicate keys are errors; `what` names the mapping in messages. */
+static int read_fields(struct loader *l, yaml_node_t *map, struct field *fields, const char *what)
+{
+    if (!is_map(map)) {
+        error_at(l, map, "%s must be a mapping, not %s", what, kind_name(map));
+        return -1;
+    }
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node_at(l, p->key), *v = node_at(l, p->value);
+        if (!k || !v)
+            continue;
+        if (!is_scalar(k)) {
+            error_at(l, k, "%s: keys must be plain names", what);
+            continue;
+        }
+        struct field *f = fields;
+        while (f->key && strcmp(f->key, text(k)) != 0)
+            f++;
+        if (!f->key) {
+            char expected[512] = "";
+            size_t used = 0;
+            for (struct field *g = fields; g->key && used < sizeof expected; g++)
+                used += (size_t)snprintf(expected + used, sizeof expected - used, "%s%s",
+                                         g == fields ? "" : ", ", g->key);
+            error_at(l, k, "unknown key '%.60s' in %s (expected one of: %s)", text(k), what, expected);
+            continue;
+        }
+        if (f->value) {
+            error_at(l, k, "duplicate key '%s' in %s", f->key, what);
+            continue;
+        }
+        f->value = v;
+        f->key_node = k;
+    }
+    return 0;
+}
+
+static yaml_node_t *field_value(struct field *fields, const char *key)
+{
+    for (struct field *f = fields; f->key; f++)
+        if (strcmp(f->key, key) == 0)
+            return f->value && !is_null(f->value) ? f->value : NULL;
+    return NULL;
+}
+
+/* ---- typed scalars ----------------------------------------------------- */
+
+static int get_string(struct loader *l, yaml_node_t *n, const char *what, char **out)
+{
+    if (!is_scalar(n)) {
+        error_at(l, n, "%s must be a string, not %s", what, kind_name(n));
+        return -1;
+    }
+    if (!*text(n)) {
+        error_at(l, n, "%s must not be empty", what);
+        return -1;
+    }
+    char *s = strdup(text(n));
+    if (!s)
+        return -1;
+    free(*out);
+    *out = s;
+    return 0;
+}
+
+static int get_long(struct loader *l, yaml_node_t *n, const char *what, long min, long max, long *out)
+{
+    if (!is_scalar(n)) {
+        error_at(l, n, "%s must be a number, not %s", what, kind_name(n));
+        return -1;
+    }
+    const char *s = text(n);
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno || isspace((unsigned char)*s)) {
+        error_at(l, n, "%s must be a whole number, not '%.40s'", what, s);
+        return -1;
+    }
+    if (v < min || v > max) {
+        error_at(l, n, "%s must be between %ld and %ld, not %ld", what, min, max, v);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int get_int(struct loader *l, yaml_node_t *n, const char *what, int min, int max, int *out)
+{
+    long v;
+    if (get_long(l, n, what, min, max, &v) < 0)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int get_double(struct loader *l, yaml_node_t *n, const char *what, double *out)
+{
+    if (!is_scalar(n)) {
+        error_at(l, n, "%s must be a number, not %s", what, kind_name(n));
+        return -1;
+    }
+    const char *s = text(n);
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !isfinite(v) || v < 0 || isspace((unsigned char)*s)) {
+        error_at(l, n, "%s must be a number of 0 or more, not '%.40s'", what, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int get_bool(struct loader *l, yaml_node_t *n, const char *what, int *out)
+{
+    static const char *const yes[] = { "true", "True", "TRUE", "yes", "Yes", "on", "On" };
+    static const char *const no[] = { "false", "False", "FALSE", "no", "No", "off", "Off" };
+    if (is_scalar(n)) {
+        for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+            if (strcmp(text(n), yes[i]) == 0) {
+                *out = 1;
+                return 0;
+            }
+            if (strcmp(text(n), no[i]) == 0) {
+                *out = 0;
+                return 0;
+            }
+        }
+    }
+    error_at(l, n, "%s must be true or false", what);
+    return -1;
+}
+
+static int get_level(struct loader *l, yaml_node_t *n, const char *what, int *out)
+{
+    if (!is_scalar(n)) {
+        error_at(l, n, "%s must be a level name, not %s", what, kind_name(n));
+        return -1;
+    }
+    int i = config_level_index(l->cfg, text(n));
+    if (i < 0) {
+        char names[256] = "";
+        size_t used = 0;
+        for (int k = 0; k < l->cfg->n_levels && used < sizeof names; k++)
+            used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", k ? ", " : "", l->cfg->levels[k]);
+        error_at(l, n, "%s: unknown level '%.40s' (levels: %s)", what, text(n), names);
+        return -1;
+    }
+    *out = i;
+    return 0;
+}
+
+/* Picks one of `names` (NULL-terminated); the index, or -1 with an error. */
+static int get_enum(struct loader *l, yaml_node_t *n, const char *what, const char *const *names)
+{
+    if (is_scalar(n))
+        for (int i = 0; names[i]; i++)
+            if (strcasecmp(text(n), names[i]) == 0)
+                return i;
+    char list[256] = "";
+    size_t used = 0;
+    for (int i = 0; names[i] && used < sizeof list; i++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", names[i]);
+    error_at(l, n, "%s must be one of: %s", what, list);
+    return -1;
+}
+
+/* Names of backends, routes, detectors, levels: letters, digits, . _ - : */
+static int valid_name(const char *s)
+{
+    if (!*s || strlen(s) > 64)
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("._-:", *s))
+            return 0;
+    return 1;
+}
+
+static int get_name(struct loader *l, yaml_node_t *n, const char *what, char **out)
+{
+    if (get_string(l, n, what, out) < 0)
+        return -1;
+    if (!valid_name(*out)) {
+        error_at(l, n, "%s '%.40s' may only use letters, digits, '.', '_', '-' and ':' (at most 64)", what, *out);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- top-level scalars ------------------------------------------------- */
+
+static void load_listen(struct loader *l, yaml_node_t *n)
+{
+    struct config *cfg = l->cfg;
+    if (!is_scalar(n) || !*text(n)) {
+        error_at(l, n, "listen must be HOST:PORT, e.g. 127.0.0.1:8080");
+        return;
+    }
+    const char *s = text(n), *colon = strrchr(s, ':');
+    const char *host = s, *port = s;
+    size_t hlen = 0;
+    if (colon) {
+        port = colon + 1;
+        hlen = (size_t)(colon - s);
+        if (hlen >= 2 && s[0] == '[' && s[hlen - 1] == ']') {
+            host = s + 1;
+            hlen -= 2;
+        } else if (memchr(s, ':', hlen)) {
+            error_at(l, n, "listen: write an IPv6 address in brackets, e.g. [::1]:8080");
+            return;
+        }
+    }
+    char *end;
+    errno = 0;
+    long p = strtol(port, &end, 10);
+    if (!*port || *end || errno || p < 0 || p > 65535) {
+        error_at(l, n, "listen: '%.60s' has no valid port (0-65535)", s);
+        return;
+    }
+    free(cfg->listen_host);
+    cfg->listen_host = hlen ? strndup(host, hlen) : strdup("0.0.0.0");
+    cfg->listen_port = (int)p;
+}
+
+static void load_workers(struct loader *l, yaml_node_t *n)
+{
+    if (is_scalar(n) && strcmp(text(n), "auto") == 0) {
+        l->cfg->workers = 0;
+        return;
+    }
+    get_int(l, n, "workers", 1, 256, &l->cfg->workers);
+}
+
+static void load_levels(struct loader *l, yaml_node_t *n)
+{
+    struct config *cfg = l->cfg;
+    if (!is_seq(n) || n->data.sequence.items.top == n->data.sequence.items.start) {
+        error_at(l, n, "levels must be a non-empty list of names, lowest first");
+        return;
+    }
+    long count = n->data.sequence.items.top - n->data.sequence.items.start;
+    if (count > MAX_LEVELS) {
+        error_at(l, n, "levels: at most %d levels", MAX_LEVELS);
+        return;
+    }
+    for (int i = 0; i < cfg->n_levels; i++)
+        free(cfg->levels[i]);
+    cfg->n_levels = 0;
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+        yaml_node_t *v = node_at(l, *it);
+        char *name = NULL;
+        if (!v || get_name(l, v, "level", &name) < 0)
+            continue;
+        if (config_level_index(cfg, name) >= 0) {
+            error_at(l, v, "level '%s' listed twice", name);
+            free(name);
+            continue;
+        }
+        cfg->levels[cfg->n_levels++] = name;
+    }
+    if (cfg->n_levels == 0)
+        error_at(l, n, "levels: no valid level");
+}
+
+static void load_ledger(struct loader *l, yaml_node_t *n)
+{
+    struct field f[] = { { "path", 0, 0 }, { 0, 0, 0 } };
+    if (read_fields(l, n, f, "ledger") < 0)
+        return;
+    yaml_node_t *p = field_value(f, "path");
+    if (p)
+        get_string(l, p, "ledger.path", &l->cfg->ledger_path);
+}
+
+/* ---- backends ---------------------------------------------------------- */
+
+static const char *const provider_names[] = {
+    "openai", "anthropic", "azure", "gemini", "ollama", "llamacpp", "vllm", "lmstudio", "tensorrt", NULL,
+};
+
+/* Checks an upstream URL with libcurl's own parser, the one that will use it. */
+static int check_url(struct loader *l, yaml_node_t *n, const char *url)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *query = NULL;
+    int ok = u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+             curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+             curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host && *host;
+    if (ok && strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0) {
+        error_at(l, n, "url '%.80s': only http:// and https:// are supported", url);
+        ok = -1;
+    } else if (ok && curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK) {
+        error_at(l, n, "url '%.80s': must not have a query string", url);
+        ok = -1;
+    } else if (!ok) {
+        error_at(l, n, "url '%.80s' is not a valid http(s) URL", url);
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(query);
+    curl_url_cleanup(u);
+    return ok == 1 ? 0 : -1;
+}
+
+/* The server's root: the URL without its API suffix (/v1, /api). */
+static char *url_root(const char *url)
+{
+    size_t n = strlen(url);
+    if (n >= 3 && strcmp(url + n - 3, "/v1") == 0)
+        n -= 3;
+    else if (n >= 4 && strcmp(url + n - 4, "/api") == 0)
+        n -= 4;
+    return strndup(url, n);
+}
+
+/* health.path as the full URL the prober GETs. An absolute URL is kept; a
+ * path is appended to the backend's url. */
+static char *health_url(const struct backend *b, const char *path)
+{
+    char *out = NULL, *root = NULL;
+    if (path && (strncmp(path, "http://", 7) == 0 || strncmp(path, "https://", 8) == 0))
+        return strdup(path);
+    if (path) {
+        if (asprintf(&out, "%s%s%s", b->url, path[0] == '/' ? "" : "/", path) < 0)
+            return NULL;
+        return out;
+    }
+    switch (b->provider) {
+    case PROVIDER_OLLAMA:
+        root = url_root(b->url);
+        if (root && asprintf(&out, "%s/api/tags", root) < 0)
+            out = NULL;
+        break;
+    case PROVIDER_LLAMACPP:
+    case PROVIDER_VLLM:
+        root = url_root(b->url);
+        if (root && asprintf(&out, "%s/health", root) < 0)
+            out = NULL;
+        break;
+    default:
+        if (asprintf(&out, "%s/models", b->url) < 0)
+            out = NULL;
+    }
+    free(root);
+    return out;
+}
+
+/* Reads a secret from a file: at most MAX_KEY_FILE_BYTES, trailing
+ * whitespace dropped. Never puts the content in an error. */
+static char *read_key_file(struct loader *l, yaml_node_t *n, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        error_at(l, n, "api_key_file '%.120s': %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(MAX_KEY_FILE_BYTES + 1);
+    ssize_t got = buf ? read(fd, buf, MAX_KEY_FILE_BYTES + 1) : -1;
+    close(fd);
+    if (got < 0 || got > MAX_KEY_FILE_BYTES) {
+        error_at(l, n, "api_key_file '%.120s': %s", path, got < 0 ? "cannot read" : "larger than 8 KiB");
+        free(buf);
+        return NULL;
+    }
+    while (got > 0 && isspace((unsigned char)buf[got - 1]))
+        got--;
+    buf[got] = 0;
+    if (!got || memchr(buf, '\n', (size_t)got) || memchr(buf, '\r', (size_t)got) || strlen(buf) != (size_t)got) {
+        error_at(l, n, "api_key_file '%.120s' must hold one key on one line", path);
+        explicit_bzero(buf, (size_t)got);
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static void load_timeouts(struct loader *l, yaml_node_t *n, struct timeouts *t)
+{
+    struct field f[] = { { "connect_ms", 0, 0 }, { "first_byte_ms", 0, 0 }, { "idle_ms", 0, 0 },
+                         { "total_ms", 0, 0 }, { 0, 0, 0 } };
+    if (read_fields(l, n, f, "timeouts") < 0)
+        return;
+    const long max = 24L * 3600 * 1000;
+    yaml_node_t *v;
+    if ((v = field_value(f, "connect_ms")))
+        get_long(l, v, "timeouts.connect_ms", 1, max, &t->connect_ms);
+    if ((v = field_value(f, "first_byte_ms")))
+        get_long(l, v, "timeouts.first_byte_ms", 1, max, &t->first_byte_ms);
+    if ((v = field_value(f, "idle_ms")))
+        get_long(l, v, "timeouts.idle_ms", 1, max, &t->idle_ms);
+    if ((v = field_value(f, "total_ms")))
+        get_long(l, v, "timeouts.total_ms", 1, max, &t->total_ms);
+}
+
+static void load_health(struct loader *l, yaml_node_t *n, struct backend *b, char **path)
+{
+    struct field f[] = { { "enabled", 0, 0 }, { "path", 0, 0 }, { "interval_ms", 0, 0 },
+                         { "timeout_ms", 0, 0 }, { 0, 0, 0 } };
+    if (read_fields(l, n, f, "health") < 0)
+        return;
+    yaml_node_t *v;
+    b->health.enabled = 1;      /* writing health: turns probes on, cloud too */
+    if ((v = field_value(f, "enabled")))
+        get_bool(l, v, "health.enabled", &b->health.enabled);
+    if ((v = field_value(f, "path")) && get_string(l, v, "health.path", path) == 0 &&
+        (*path)[0] != '/' && strncmp(*path, "http://", 7) != 0 && strncmp(*path, "https://", 8) != 0)
+        error_at(l, v, "health.path must start with '/' (or be a full http(s) URL)");
+    if ((v = field_value(f, "interval_ms")))
+        get_long(l, v, "health.interval_ms", 100, 3600000, &b->health.interval_ms);
+    if ((v = field_value(f, "timeout_ms")))
+        get_long(l, v, "health.timeout_ms", 1, 600000, &b->health.timeout_ms);
+}
+
+static void load_price(struct loader *l, yaml_node_t *n, struct backend *b)
+{
+    struct field f[] = { { "input_per_mtok", 0, 0 }, { "output_per_mtok", 0, 0 }, { 0, 0, 0 } };
+    if (read_fields(l, n, f, "price") < 0)
+        return;
+    yaml_node_t *v;
+    if ((v = field_value(f, "input_per_mtok")))
+        get_double(l, v, "price.input_per_mtok", &b->price_input_per_mtok);
+    if ((v = field_value(f, "output_per_mtok")))
+        get_double(l, v, "price.output_per_mtok", &b->price_output_per_mtok);
+}
+
+static int valid_env_name(const char *s)
+{
+    if (!*s || isdigit((unsigned char)*s))
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_')
+            return 0;
+    return 1;
+}
+
+static void load_backend(struct loader *l, yaml_node_t *n, struct backend *b)
+{
+    struct field f[] = { { "name", 0, 0 }, { "provider", 0, 0 }, { "zone", 0, 0 }, { "url", 0, 0 },
+                         { "model", 0, 0 }, { "context_window", 0, 0 }, { "timeouts", 0, 0 },
+                         { "health", 0, 0 }, { "api_key_env", 0, 0 }, { "api_key_file", 0, 0 },
+                         { "api_key", 0, 0 }, { "clearance", 0, 0 }, { "price", 0, 0 },
+                         { "retries", 0, 0 }, { 0, 0, 0 } };
+    b->provider = PROVIDER_OPENAI;
+    b->zone = ZONE_CLOUD;
+    b->clearance = -1;
+    b->health.enabled = -1;
+    b->health.interval_ms = 5000;
+    b->health.timeout_ms = 2000;
+    if (read_fields(l, n, f, "backend") < 0)
+        return;
+    yaml_node_t *v;
+    if ((v = field_value(f, "name")))
+        get_name(l, v, "backend name", &b->name);
+    else
+        error_at(l, n, "backend: 'name' is required");
+    if ((v = field_value(f, "provider"))) {
+        int p = get_enum(l, v, "provider", provider_names);
+        if (p >= 0)
+            b->provider = (enum provider)p;
+    }
+    static const char *const zones[] = { "local", "cloud", NULL };
+    if ((v = field_value(f, "zone"))) {
+        int z = get_enum(l, v, "zone", zones);
+        if (z >= 0)
+            b->zone = z == 0 ? ZONE_LOCAL : ZONE_CLOUD;
+    } else {
+        error_at(l, n, "backend '%s': 'zone' is required (local or cloud)", b->name ? b->name : "?");
+    }
+    if ((v = field_value(f, "url"))) {
+        if (get_string(l, v, "url", &b->url) == 0 && check_url(l, v, b->url) == 0) {
+            size_t len = strlen(b->url);
+            while (len > 0 && b->url[len - 1] == '/')
+                b->url[--len] = 0;
+        }
+    } else {
+        error_at(l, n, "backend '%s': 'url' is required", b->name ? b->name : "?");
+    }
+    if ((v = field_value(f, "model")))
+        get_string(l, v, "model", &b->model);
+    if ((v = field_value(f, "context_window")))
+        get_long(l, v, "context_window", 0, 100000000, &b->context_window);
+    int local = b->zone == ZONE_LOCAL;
+    b->timeouts = (struct timeouts){ local ? 1000 : 3000, 60000, 30000, 600000 };
+    if ((v = field_value(f, "timeouts")))
+        load_timeouts(l, v, &b->timeouts);
+    char *hpath = NULL;
+    if ((v = field_value(f, "health")))
+        load_health(l, v, b, &hpath);
+    if (b->health.enabled < 0)
+        b->health.enabled = local;
+    if (b->url)
+        b->health.path = health_url(b, hpath);
+    free(hpath);
+    if ((v = field_value(f, "api_key"))) {
+        /* The value is never copied, echoed or kept. */
+        error_at(l, v, "api_key: secrets do not belong in the YAML; use api_key_env (an environment "
+                       "variable) or api_key_file");
+    }
+    yaml_node_t *env = field_value(f, "api_key_env"), *file = field_value(f, "api_key_file");
+    if (env && file)
+        error_at(l, file, "api_key_env and api_key_file: give one, not both");
+    if (env && get_string(l, env, "api_key_env", &b->api_key_env) == 0) {
+        if (!valid_env_name(b->api_key_env)) {
+            error_at(l, env, "api_key_env '%.60s' is not an environment variable name", b->api_key_env);
+        } else {
+            const char *secret = getenv(b->api_key_env);
+            if (secret && *secret)
+                b->api_key = strdup(secret);
+        }
+    }
+    if (file && !env && get_string(l, file, "api_key_file", &b->api_key_file) == 0)
+        b->api_key = read_key_file(l, file, b->api_key_file);
+    if ((v = field_value(f, "clearance")))
+        get_level(l, v, "clearance", &b->clearance);
+    if (b->clearance < 0)
+        b->clearance = local ? l->cfg->n_levels - 1 : 0;
+    if ((v = field_value(f, "price")))
+        load_price(l, v, b);
+    if ((v = field_value(f, "retries")))
+        get_int(l, v, "retries", 0, 10, &b->retries);
+}
+
+static void load_backends(struct loader *l, yaml_node_t *n)
+{
+    struct config *cfg = l->cfg;
+    if (!is_seq(n)) {
+        error_at(l, n, "backends must be a list, not %s", kind_name(n));
+        return;
+    }
+    long count = n->data.sequence.items.top - n->data.sequence.items.start;
+    if (count == 0) {
+        error_at(l, n, "backends: at least one backend is needed");
+        return;
+    }
+    if (count > 1024) {
+        error_at(l, n, "backends: at most 1024");
+        return;
+    }
+    cfg->backends = calloc((size_t)count, sizeof(*cfg->backends));
+    if (!cfg->backends)
+        return;
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+        yaml_node_t *v = node_at(l, *it);
+        if (!v)
+            continue;
+        struct backend *b = &cfg->backends[cfg->n_backends];
+        b->index = cfg->n_backends++;
+        load_backend(l, v, b);
+        if (b->name && config_backend(cfg, b->name) != b)
+            error_at(l, v, "duplicate backend name '%s'", b->name);
+    }
+}
+
+/* ---- sensitivity ------------------------------------------------------- */
+
+static const char *const builtin_names[] = {
+    "email", "phone", "credit_card", "us_ssn", "iban", "secret_key", "ipv4", NULL,
+};
+
+/* A built-in's default level, by the default level names; the top level
+ * when the operator's levels do not have that name (fail closed). */
+static int builtin_default_level(const struct config *cfg, enum builtin_detector b)
+{
+    static const char *const defaults[BUILTIN_COUNT] = {
+        "confidential", "confidential", "secret", "secret", "secret", "secret", "internal",
+    };
+    int i = config_level_index(cfg, defaults[b]);
+    return i >= 0 ? i : cfg->n_levels - 1;
+}
+
+static void default_detectors(struct config *cfg)
+{
+    cfg->detectors = calloc(BUILTIN_COUNT, sizeof(*cfg->detectors));
+    if (!cfg->detectors)
+        return;
+    for (int i = 0; i < BUILTIN_COUNT; i++) {
+        struct detector *d = &cfg->detectors[cfg->n_detectors++];
+        d->name = strdup(builtin_names[i]);
+        d->kind = DETECTOR_BUILTIN;
+        d->builtin = (enum builtin_detector)i;
+        d->level = builtin_default_level(cfg, d->builtin);
+    }
+}
+
+static void load_detector(struct loader *l, yaml_node_t *n, struct detector *d)
+{
+    struct field f[] = { { "builtin", 0, 0 }, { "name", 0, 0 }, { "keywords", 0, 0 },
+                         { "regex", 0, 0 }, { "level", 0, 0 }, { 0, 0, 0 } };
+    d->level = -1;
+    if (read_fields(l, n, f, "detector") < 0)
+        return;
+    yaml_node_t *builtin = field_value(f, "builtin"), *kw = field_value(f, "keywords"),
+                *re = field_value(f, "regex"), *v;
+    if (!!builtin + !!kw + !!re != 1) {
+        error_at(l, n, "detector: give exactly one of 'builtin', 'keywords' or 'regex'");
+        return;
+    }
+    if ((v = field_value(f, "name")))
+        get_name(l, v, "detector name", &d->name);
+    if ((v = field_value(f, "level")))
+        get_level(l, v, "detector level", &d->level);
+    if (builtin) {
+        int b = get_enum(l, builtin, "builtin", builtin_names);
+        if (b < 0)
+            return;
+        d->kind = DETECTOR_BUILTIN;
+        d->builtin = (enum builtin_detector)b;
+        if (!d->name)
+            d->name = strdup(builtin_names[b]);
+        if (d->level < 0)
+            d->level = builtin_default_level(l->cfg, d->builtin);
+        return;
+    }
+    if (!d->name)
+        error_at(l, n, "detector: a custom detector needs a 'name'");
+    if (!field_value(f, "level"))
+        error_at(l, n, "detector '%s': 'level' is required", d->name ? d->name : "?");
+    if (re) {
+        d->kind = DETECTOR_REGEX;
+        get_string(l, re, "regex", &d->regex);
+        return;
+    }
+    d->kind = DETECTOR_KEYWORDS;
+    if (!is_seq(kw) || kw->data.sequence.items.top == kw->data.sequence.items.start) {
+        error_at(l, kw, "keywords must be a non-empty list of strings");
+        return;
+    }
+    long count = kw->data.sequence.items.top - kw->data.sequence.items.start;
+    d->keywords = calloc((size_t)count, sizeof(char *));
+    if (!d->keywords)
+        return;
+    for (yaml_node_item_t *it = kw->data.sequence.items.start; it < kw->data.sequence.items.top; it++) {
+        yaml_node_t *k = node_at(l, *it);
+        char *word = NULL;
+        if (k && get_string(l, k, "keyword", &word) == 0)
+            d->keywords[d->n_keywords++] = word;
+    }
+}
+
+static void load_sensitivity(struct loader *l, yaml_node_t *n, yaml_node_t **detectors_node)
+{
+    struct config *cfg = l->cfg;
+    struct field f[] = { { "header", 0, 0 }, { "unreadable_level", 0, 0 }, { "detectors", 0, 0 }, { 0, 0, 0 } };
+    if (read_fields(l, n, f, "sensitivity") < 0)
+        return;
+    yaml_node_t *v;
+    if ((v = field_value(f, "header")) && get_string(l, v, "sensitivity.header", &cfg->sensitivity_header) == 0) {
+        for (char *p = cfg->sensitivity_header; *p; p++) {
+            if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_') {
+                error_at(l, v, "sensitivity.header must be an HTTP header name");
+                break;
+            }
+            *p = (char)tolower((unsigned char)*p);
+        }
+    }
+    if ((v = field_value(f, "unreadable_level")))
+        get_level(l, v, "unreadable_level", &cfg->unreadable_level);
+    /* `detectors: []` turns every detector off; a missing key keeps the built-ins. */
+    for (struct field *g = f; g->key; g++) {
+        if (strcmp(g->key, "detectors") != 0 || !g->value)
+            continue;
+        v = g->value;
+        *detectors_node = v;
+        if (is_null(v)) {
+            error_at(l, v, "detectors: write [] to turn every detector off");
+            return;
+        }
+        if (!is_seq(v)) {
+            error_at(l, v, "detectors must be a list, not %s", kind_name(v));
+            return;
+        }
+        long count = v->data.sequence.items.top - v->data.sequence.items.start;
+        if (count > 4096) {
+            error_at(l, v, "detectors: at most 4096");
+            return;
+        }
+        for (int k = 0; k < cfg->n_detectors; k++)
+            free(cfg->detectors[k].name);
+        free(cfg->detectors);
+        cfg->detectors = calloc((size_t)(count ? count : 1), sizeof(*cfg->detectors));
+        cfg->n_detectors = 0;
+        if (!cfg->detectors)
+            return;
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+            yaml_node_t *dn = node_at(l, *it);
+            if (!dn)
+                continue;
+            struct detector *d = &cfg->detectors[cfg->n_detectors++];
+            load_detector(l, dn, d);
+            for (int k = 0; d->name && k < cfg->n_detectors - 1; k++)
+                if (cfg->detectors[k].name && strcmp(cfg->detectors[k].name, d->name) == 0)
+                    error_at(l, dn, "duplicate detector '%s'", d->name);
+        }
+    }
+}
+
+/* ---- budgets ----------------------------------------------------------- */
+
+static void load_budgets(struct loader *l, yaml_node_t *n)
+{
+    struct config *cfg = l->cfg;
+    if (!is_seq(n)) {
+        error_at(l, n, "budgets must be a list, not %s", kind_name(n));
+        return;
+    }
+    long count = n->data.sequence.items.top - n->data.sequence.items.start;
+    cfg->budgets = calloc((size_t)(count ? count : 1), sizeof(*cfg->budgets));
+    if (!cfg->budgets)
+        return;
+    static const char *const scopes[] = { "global", "client", "backend", NULL };
+    static const char *const periods[] = { "day", "month", NULL };
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+        yaml_node_t *bn = node_at(l, *it), *v;
+        struct field f[] = { { "scope", 0, 0 }, { "period", 0, 0 }, { "usd", 0, 0 }, { "backend", 0, 0 }, { 0, 0, 0 } };
+        if (!bn || read_fields(l, bn, f, "budget") < 0)
+            continue;
+        struct budget *b = &cfg->budgets[cfg->n_budgets++];
+        int k;
+        if ((v = field_value(f, "scope")) && (k = get_enum(l, v, "scope", scopes)) >= 0)
+            b->scope = (enum budget_scope)k;
+        if ((v = field_value(f, "period")) && (k = get_enum(l, v, "period", periods)) >= 0)
+            b->period = (enum budget_period)k;
+        if ((v = field_value(f, "usd")))
+            get_double(l, v, "usd", &b->usd);
+        else
+            error_at(l, bn, "budget: 'usd' is required");
+        if ((v = field_value(f, "backend"))) {
+            if (get_string(l, v, "budget backend", &b->backend) == 0 && !config_backend(cfg, b->backend))
+                error_at(l, v, "budget: unknown backend '%.60s'", b->backend);
+            if (b->scope != BUDGET_BACKEND)
+                error_at(l, v, "budget: 'backend' only goes with scope: backend");
+        } else if (b->scope == BUDGET_BACKEND) {
+            error_at(l, bn, "budget: scope backend needs 'backend'");
+        }
+    }
+}
+
+/* ---- routes ------------------------------------------------------------ */
+
+static void load_when(struct loader *l, yaml_node_t *n, struct route *r)
+{
+    struct field f[] = { { "model", 0, 0 }, { "client", 0, 0 }, { "level_at_least", 0, 0 },
+                         { "prompt_tokens_over", 0, 0 }, { "prompt_tokens_under", 0, 0 },
+                         { "budget_exhausted", 0, 0 }, { "stream", 0, 0 }, { 0, 0, 0 } };
+    if (read_fields(l, n, f, "when") < 0)
+        return;
+    yaml_node_t *v;
+    int b;
+    if ((v = field_value(f, "model")))
+        get_string(l, v, "when.model", &r->model_glob);
+    if ((v = field_value(f, "client")))
+        get_string(l, v, "when.client", &r->client);
+    if ((v = field_value(f, "level_at_least")))
+        get_level(l, v, "when.level_at_least", &r->level_at_least);
+    if ((v = field_value(f, "prompt_tokens_over")))
+        get_long(l, v, "when.prompt_tokens_over", 0, 100000000, &r->prompt_tokens_over);
+    if ((v = field_value(f, "prompt_tokens_under")))
+        get_long(l, v, "when.prompt_tokens_under", 1, 100000000, &r->prompt_tokens_under);
+    if ((v = field_value(f, "budget_exhausted")) && get_bool(l, v, "when.budget_exhausted", &b) == 0)
+        r->budget_exhausted = b ? TRI_TRUE : TRI_FALSE;
+    if ((v = field_value(f, "stream")) && get_bool(l, v, "when.stream", &b) == 0)
+        r->stream = b ? TRI_TRUE : TRI_FALSE;
+}
+
+/* One `use` entry: "backend" or "backend/model" (the model may itself hold
+ * slashes: "openrouter/meta-llama/llama-3"). */
+static void load_target(struct loader *l, yaml_node_t *n, struct route *r)
+{
+    if (!is_scalar(n) || !*text(n)) {
+        error_at(l, n, "use: each entry is a backend name, or backend/model");
+        return;
+    }
+    const char *s = text(n), *slash = strchr(s, '/');
+    char *name = slash ? strndup(s, (size_t)(slash - s)) : strdup(s);
+    if (!name)
+        return;
+    const struct backend *b = config_backend(l->cfg, name);
+    if (!b) {
+        error_at(l, n, "use: unknown backend '%.60s'", name);
+    } else if (slash && !slash[1]) {
+        error_at(l, n, "use: '%.60s' pins an empty model", s);
+    } else {
+        for (int i = 0; i < r->n_use; i++)
+            if (r->use[i].backend == b->index)
+                error_at(l, n, "use: backend '%s' listed twice in one route", name);
+        struct route_target *t = &r->use[r->n_use++];
+        t->backend = b->index;
+        t->model = slash ? strdup(slash + 1) : NULL;
+    }
+    free(name);
+}
+
+static void load_routes(struct loader *l, yaml_node_t *n)
+{
+    struct config *cfg = l->cfg;
+    if (!is_seq(n)) {
+        error_at(l, n, "routes must be a list, not %s", kind_name(n));
+        return;
+    }
+    long count = n->data.sequence.items.top - n->data.sequence.items.start;
+    if (count > 4096) {
+        error_at(l, n, "routes: at most 4096");
+        return;
+    }
+    cfg->routes = calloc((size_t)(count ? count : 1), sizeof(*cfg->routes));
+    if (!cfg->routes)
+        return;
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+        yaml_node_t *rn = node_at(l, *it), *v;
+        struct field f[] = { { "name", 0, 0 }, { "when", 0, 0 }, { "use", 0, 0 }, { 0, 0, 0 } };
+        if (!rn || read_fields(l, rn, f, "route") < 0)
+            continue;
+        struct route *r = &cfg->routes[cfg->n_routes++];
+        r->level_at_least = -1;
+        r->prompt_tokens_over = r->prompt_tokens_under = -1;
+        r->budget_exhausted = r->stream = TRI_ANY;
+        if ((v = field_value(f, "name"))) {
+            if (get_name(l, v, "route name", &r->name) == 0)
+                for (int k = 0; k < cfg->n_routes - 1; k++)
+                    if (cfg->routes[k].name && strcmp(cfg->routes[k].name, r->name) == 0)
+                        error_at(l, v, "duplicate route name '%s'", r->name);
+        } else if (asprintf(&r->name, "route-%d", cfg->n_routes) < 0) {
+            r->name = NULL;
+        }
+        if ((v = field_value(f, "when")))
+            load_when(l, v, r);
+        v = field_value(f, "use");
+        if (!v) {
+            error_at(l, rn, "route '%s': 'use' is required", r->name ? r->name : "?");
+            continue;
+        }
+        if (is_scalar(v)) {     /* `use: ollama` reads as a list of one */
+            r->use = calloc(1, sizeof(*r->use));
+            if (r->use)
+                load_target(l, v, r);
+            continue;
+        }
+        if (!is_seq(v) || v->data.sequence.items.top == v->data.sequence.items.start) {
+            error_at(l, v, "route '%s': use must be a non-empty list of backends", r->name ? r->name : "?");
+            continue;
+        }
+        long nuse = v->data.sequence.items.top - v->data.sequence.items.start;
+        r->use = calloc((size_t)nuse, sizeof(*r->use));
+        if (!r->use)
+            continue;
+        for (yaml_node_item_t *u = v->data.sequence.items.start; u < v->data.sequence.items.top; u++) {
+            yaml_node_t *un = node_at(l, *u);
+            if (un)
+                load_target(l, un, r);
+        }
+    }
+}
+
+/* No `routes:`: one route, every backend in the order written. */
+static void default_route(struct config *cfg)
+{
+    cfg->routes = calloc(1, sizeof(*cfg->routes));
+    if (!cfg->routes)
+        return;
+    struct route *r = &cfg->routes[cfg->n_routes++];
+    r->name = strdup("default");
+    r->level_at_least = -1;
+    r->prompt_tokens_over = r->prompt_tokens_under = -1;
+    r->budget_exhausted = r->stream = TRI_ANY;
+    r->use = calloc((size_t)(cfg->n_backends ? cfg->n_backends : 1), sizeof(*r->use));
+    for (int i = 0; r->use && i < cfg->n_backends; i++)
+        r->use[r->n_use++].backend = i;
+}
+
+/* ---- fallback and clients ---------------------------------------------- */
+
+static void load_fallback(struct loader *l, yaml_node_t *n)
+{
+    struct config *cfg = l->cfg;
+    struct field f[] = { { "on", 0, 0 }, { "max_attempts", 0, 0 }, { "circuit", 0, 0 },
+                         { "retry_after_max_ms", 0, 0 }, { 0, 0, 0 } };
+    if (read_fields(l, n, f, "fallback") < 0)
+        return;
+    yaml_node_t *v;
+    for (struct field *g = f; g->key; g++) {
+        if (strcmp(g->key, "on") != 0 || !g->value)
+            continue;
+        v = g->value;
+        cfg->fallback_on = 0;
+        if (is_null(v))
+            break;
+        if (!is_seq(v)) {
+            error_at(l, v, "fallback.on must be a list of triggers");
+            break;
+        }
+        static const char *const triggers[] = { "connect", "timeout", "5xx", "429", "context_length", NULL };
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+            yaml_node_t *t = node_at(l, *it);
+            int k = t ? get_enum(l, t, "fallback trigger", triggers) : -1;
+            if (k >= 0)
+                cfg->fallback_on |= 1u << k;
+        }
+    }
+    if ((v = field_value(f, "max_attempts")))
+        get_int(l, v, "fallback.max_attempts", 1, 32, &cfg->max_attempts);
+    if ((v = field_value(f, "retry_after_max_ms")))
+        get_long(l, v, "fallback.retry_after_max_ms", 0, 24L * 3600 * 1000, &cfg->retry_after_max_ms);
+    if ((v = field_value(f, "circuit"))) {
+        struct field c[] = { { "failures", 0, 0 }, { "open_ms", 0, 0 }, { 0, 0, 0 } };
+        if (read_fields(l, v, c, "fallback.circuit") == 0) {
+            yaml_node_t *w;
+            if ((w = field_value(c, "failures")))
+                get_int(l, w, "circuit.failures", 1, 1000, &cfg->circuit_failures);
+            if ((w = field_value(c, "open_ms")))
+                get_long(l, w, "circuit.open_ms", 0, 24L * 3600 * 1000, &cfg->circuit_open_ms);
+        }
+    }
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)tolower((unsigned char)c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static void load_clients(struct loader *l, yaml_node_t *n)
+{
+    struct config *cfg = l->cfg;
+    if (!is_seq(n)) {
+        error_at(l, n, "clients must be a list, not %s", kind_name(n));
+        return;
+    }
+    long count = n->data.sequence.items.top - n->data.sequence.items.start;
+    cfg->clients = calloc((size_t)(count ? count : 1), sizeof(*cfg->clients));
+    if (!cfg->clients)
+        return;
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+        yaml_node_t *cn = node_at(l, *it), *v;
+        struct field f[] = { { "name", 0, 0 }, { "key_sha256", 0, 0 }, { 0, 0, 0 } };
+        if (!cn || read_fields(l, cn, f, "client") < 0)
+            continue;
+        struct client *c = &cfg->clients[cfg->n_clients++];
+        if ((v = field_value(f, "name")))
+            get_name(l, v, "client name", &c->name);
+        else
+            error_at(l, cn, "client: 'name' is required");
+        v = field_value(f, "key_sha256");
+        if (!v) {
+            error_at(l, cn, "client: 'key_sha256' is required (hex SHA-256 of the client's bearer key)");
+            continue;
+        }
+        const char *h = is_scalar(v) ? text(v) : "";
+        int ok = strlen(h) == 64;
+        for (int i = 0; ok && i < 32; i++) {
+            int hi = hex_value(h[2 * i]), lo = hex_value(h[2 * i + 1]);
+            ok = hi >= 0 && lo >= 0;
+            c->key_sha256[i] = (unsigned char)(hi << 4 | lo);
+        }
+        if (!ok)
+            error_at(l, v, "key_sha256 must be 64 hex digits");
+    }
+}
+
+/* ---- the document ------------------------------------------------------ */
+
+static void set_defaults(struct config *cfg)
+{
+    cfg->refs = 1;
+    cfg->listen_host = strdup("127.0.0.1");
+    cfg->listen_port = 8080;
+    cfg->max_body_bytes = 4u << 20;
+    cfg->shutdown_timeout_ms = 30000;
+    static const char *const levels[] = { "public", "internal", "confidential", "secret" };
+    for (int i = 0; i < 4; i++)
+        cfg->levels[i] = strdup(levels[i]);
+    cfg->n_levels = 4;
+    cfg->sensitivity_header = strdup("x-airlock-level");
+    cfg->unreadable_level = -1;
+    cfg->fallback_on = TRIGGER_CONNECT | TRIGGER_TIMEOUT | TRIGGER_5XX | TRIGGER_429 | TRIGGER_CONTEXT_LENGTH;
+    cfg->max_attempts = 3;
+    cfg->circuit_failures = 3;
+    cfg->circuit_open_ms = 30000;
+    cfg->retry_after_max_ms = 60000;
+}
+
+static void load_root(struct loader *l, yaml_node_t *root)
+{
+    struct config *cfg = l->cfg;
+    struct field f[] = { { "listen", 0, 0 }, { "workers", 0, 0 }, { "max_body_bytes", 0, 0 },
+                         { "shutdown_timeout_ms", 0, 0 }, { "ledger", 0, 0 }, { "levels", 0, 0 },
+                         { "backends", 0, 0 }, { "sensitivity", 0, 0 }, { "budgets", 0, 0 },
+                         { "routes", 0, 0 }, { "fallback", 0, 0 }, { "clients", 0, 0 }, { 0, 0, 0 } };
+    if (!root || is_null(root)) {
+        error_pos(l->errs, 1, 1, "the configuration is empty: at least 'backends' is needed");
+        return;
+    }
+    if (read_fields(l, root, f, "the configuration") < 0)
+        return;
+    yaml_node_t *v, *detectors_node = NULL;
+    long n;
+    if ((v = field_value(f, "listen")))
+        load_listen(l, v);
+    if ((v = field_value(f, "workers")))
+        load_workers(l, v);
+    if ((v = field_value(f, "max_body_bytes")) &&
+        get_long(l, v, "max_body_bytes", 1024, 1L << 30, &n) == 0)
+        cfg->max_body_bytes = (size_t)n;
+    if ((v = field_value(f, "shutdown_timeout_ms")))
+        get_long(l, v, "shutdown_timeout_ms", 0, 3600000, &cfg->shutdown_timeout_ms);
+    if ((v = field_value(f, "ledger")))
+        load_ledger(l, v);
+    if ((v = field_value(f, "levels")))
+        load_levels(l, v);
+    default_detectors(cfg);     /* after levels: defaults are by level name */
+    if ((v = field_value(f, "backends")))
+        load_backends(l, v);
+    else
+        error_pos(l->errs, 1, 1, "'backends' is required: at least one backend");
+    if ((v = field_value(f, "sensitivity")))
+        load_sensitivity(l, v, &detectors_node);
+    if (cfg->unreadable_level < 0)
+        cfg->unreadable_level = cfg->n_levels - 1;
+    if ((v = field_value(f, "budgets")))
+        load_budgets(l, v);
+    if ((v = field_value(f, "routes")))
+        load_routes(l, v);
+    else
+        default_route(cfg);
+    if ((v = field_value(f, "fallback")))
+        load_fallback(l, v);
+    if ((v = field_value(f, "clients")))
+        load_clients(l, v);
+    if (cfg->workers <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->workers = cores > 0 ? (cores > 64 ? 64 : (int)cores) : 1;
+    }
+    if (l->errs->n == 0) {
+        char err[256] = "";
+        cfg->classifier = classifier_build(cfg, err, sizeof err);
+        if (!cfg->classifier)
+            error_at(l, detectors_node ? detectors_node : root, "detectors: %s", err);
+    }
+}
+
+/* libyaml's composer recurses once per nesting level; a hostile file of a
+ * few kilobytes of '[' would exhaust the stack. Flow collections are the
+ * only cheap way to nest deeply, so count them before parsing. */
+static int flow_depth_ok(const char *s, size_t len, struct config_errors *errs)
+{
+    int depth = 0, line = 1, col = 0;
+    char quote = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        col++;
+        if (c == '\n') {
+            line++;
+            col = 0;
+            quote = 0;
+            continue;
+        }
+        if (quote) {
+            if (c == quote)
+                quote = 0;
+            continue;
+        }
+        if (c == '#' && (i == 0 || s[i - 1] == ' ' || s[i - 1] == '\t')) {
+            while (i + 1 < len && s[i + 1] != '\n')
+                i++;
+        } else if (c == '"' || c == '\'') {
+            quote = c;
+        } else if (c == '[' || c == '{') {
+            if (++depth > MAX_NESTING) {
+                error_pos(errs, line, col, "nesting deeper than %d levels", MAX_NESTING);
+                return 0;
+            }
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return 1;
+}
+
+struct config *config_load_string(const char *name, const char *yaml, size_t len, struct config_errors *errs)
+{
+    if (len > MAX_CONFIG_BYTES) {
+        error_pos(errs, 0, 0, "larger than %u MiB", MAX_CONFIG_BYTES >> 20);
+        return NULL;
+    }
+    if (!flow_depth_ok(yaml, len, errs))
+        return NULL;
+    struct config *cfg = calloc(1, sizeof(*cfg));
+    if (!cfg)
+        return NULL;
+    set_defaults(cfg);
+    cfg->path = strdup(name ? name : "-");
+
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    int have_doc = 0;
+    if (!yaml_parser_initialize(&parser)) {
+        error_pos(errs, 0, 0, "out of memory");
+        config_free(cfg);
+        return NULL;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        const yaml_mark_t *m = parser.problem_mark.line || parser.problem_mark.column ? &parser.problem_mark
+                                                                                       : &parser.context_mark;
+        error_pos(errs, (int)m->line + 1, (int)m->column + 1, "YAML: %s%s%s",
+                  parser.problem ? parser.problem : "syntax error",
+                  parser.context ? " " : "", parser.context ? parser.context : "");
+    } else {
+        have_doc = 1;
+        struct loader l = { .doc = &doc, .cfg = cfg, .errs = errs };
+        load_root(&l, yaml_document_get_root_node(&doc));
+        if (l.visited > MAX_NODES_VISITED)
+            error_pos(errs, 0, 0, "too many nodes (aliases expanding?)");
+    }
+    if (have_doc)
+        yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    if (errs->n > 0) {
+        config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+struct config *config_load(const char *path, struct config_errors *errs)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        error_pos(errs, 0, 0, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)MAX_CONFIG_BYTES) {
+        error_pos(errs, 0, 0, "not a regular file of at most %u MiB", MAX_CONFIG_BYTES >> 20);
+        close(fd);
+        return NULL;
+    }
+    size_t len = (size_t)st.st_size, got = 0;
+    char *buf = malloc(len + 1);
+    while (buf && got < len) {
+        ssize_t r = read(fd, buf + got, len - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (!buf || got != len) {
+        error_pos(errs, 0, 0, "cannot read: %s", buf ? strerror(errno) : "out of memory");
+        free(buf);
+        return NULL;
+    }
+    buf[len] = 0;
+    struct config *cfg = config_load_string(path, buf, len, errs);
+    free(buf);
+    return cfg;
+}
