@@ -1063,7 +1063,8 @@ static void load_clients(struct loader *l, yaml_node_t *n)
         for (int i = 0; ok && i < 32; i++) {
             int hi = hex_value(h[2 * i]), lo = hex_value(h[2 * i + 1]);
             ok = hi >= 0 && lo >= 0;
-            c->key_sha256[i] = (unsigned char)(hi << 4 | lo);
+            if (ok)
+                c->key_sha256[i] = (unsigned char)(hi << 4 | lo);
         }
         if (!ok)
             error_at(l, v, "key_sha256 must be 64 hex digits");
@@ -1129,16 +1130,24 @@ static void load_root(struct loader *l, yaml_node_t *root)
         load_sensitivity(l, v, &detectors_node);
     if (cfg->unreadable_level < 0)
         cfg->unreadable_level = cfg->n_levels - 1;
-    if ((v = field_value(f, "budgets")))
+    if ((v = field_value(f, "budgets"))) {
         load_budgets(l, v);
+        error_at(l, f[8].key_node, "budgets: spend limits are not enforced by this version yet; "
+                                   "remove them rather than rely on them");
+    }
     if ((v = field_value(f, "routes")))
         load_routes(l, v);
     else
         default_route(cfg);
     if ((v = field_value(f, "fallback")))
         load_fallback(l, v);
-    if ((v = field_value(f, "clients")))
+    if ((v = field_value(f, "clients"))) {
         load_clients(l, v);
+        /* Until client keys are checked, accepting them would open the
+         * listener to every peer: refuse rather than fail open. */
+        error_at(l, f[11].key_node, "clients: client keys are not supported by this version yet; "
+                                    "without 'clients' only loopback peers may connect");
+    }
     if (cfg->workers <= 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->workers = cores > 0 ? (cores > 64 ? 64 : (int)cores) : 1;
