@@ -30,8 +30,11 @@ struct worker {
     int draining;
     int in_flight;              /* exchanges not yet completed */
     int suspended;              /* connections parked with MHD_suspend_connection */
+    int mhd_due;                /* MHD has work: ready socket or resumed connection */
     uint64_t drain_deadline;
     unsigned long connections;
+    CURL *spare[64];            /* finished easy handles, reset and reused */
+    int n_spare;
 };
 
 /* Starts cfg->workers workers listening on cfg->listen_*. Returns 0 or -1
@@ -50,6 +53,8 @@ void server_set_config(struct config *cfg);
 /* Registers a transfer's easy handle with the worker's multi. */
 int worker_add_transfer(struct worker *w, CURL *easy);
 void worker_remove_transfer(struct worker *w, CURL *easy);
+CURL *worker_easy_get(struct worker *w);     /* a fresh or reset easy handle */
+void worker_easy_put(struct worker *w, CURL *easy);   /* after worker_remove_transfer */
 void worker_track(struct worker *w, struct exchange *ex);
 void worker_untrack(struct worker *w, struct exchange *ex);
 void worker_note_deadline(struct worker *w, uint64_t deadline_ms);

@@ -294,6 +294,8 @@ static int get_name(struct loader *l, yaml_node_t *n, const char *what, char **o
         return -1;
     if (!valid_name(*out)) {
         error_at(l, n, "%s '%.40s' may only use letters, digits, '.', '_', '-' and ':' (at most 64)", what, *out);
+        free(*out);
+        *out = NULL;
         return -1;
     }
     return 0;

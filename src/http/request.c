@@ -34,6 +34,7 @@ void exchange_resume(struct exchange *ex)
         return;
     ex->suspended = 0;
     ex->worker->suspended--;
+    ex->worker->mhd_due = 1;
     MHD_resume_connection(ex->conn);
 }
 

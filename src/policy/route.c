@@ -68,6 +68,8 @@ void route_plan(const struct config *cfg, const struct route_input *in, struct p
         return;
     for (int i = 0; i < out->route->n_use; i++) {
         const struct route_target *t = &out->route->use[i];
+        if (t->backend < 0 || t->backend >= cfg->n_backends)
+            continue;           /* the loader never builds one; never trust it blindly */
         const struct backend *b = &cfg->backends[t->backend];
         if (!clearance_allows(cfg, b, in->level)) {
             exclude(out, t->backend, "clearance");

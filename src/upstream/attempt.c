@@ -133,7 +133,7 @@ int attempt_begin(struct exchange *ex, const struct candidate *cand)
         return -1;
     }
 
-    CURL *e = curl_easy_init();
+    CURL *e = worker_easy_get(ex->worker);
     if (!e) {
         record(ex, b->index, OUT_CONNECT, "out of memory");
         return -1;
@@ -210,7 +210,7 @@ void attempt_release(struct exchange *ex)
 {
     if (ex->easy) {
         worker_remove_transfer(ex->worker, ex->easy);
-        curl_easy_cleanup(ex->easy);
+        worker_easy_put(ex->worker, ex->easy);
         ex->easy = NULL;
     }
     curl_slist_free_all(ex->upstream_headers);
