@@ -49,14 +49,20 @@ static int curl_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, vo
     (void)easy;
     if (what == CURL_POLL_REMOVE) {
         epoll_ctl(w->epfd, EPOLL_CTL_DEL, s, NULL);
+        curl_multi_assign(w->multi, s, NULL);
         return 0;
     }
     struct epoll_event ev = { 0 };
     ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
     ev.data.fd = s;
-    (void)socketp;
-    if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, s, &ev) < 0 && errno == ENOENT)
-        epoll_ctl(w->epfd, EPOLL_CTL_ADD, s, &ev);
+    /* socketp marks a socket already in our epoll set: one syscall, not two */
+    if (socketp) {
+        if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, s, &ev) == 0 || errno != ENOENT)
+            return 0;
+    }
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, s, &ev) < 0 && errno == EEXIST)
+        epoll_ctl(w->epfd, EPOLL_CTL_MOD, s, &ev);
+    curl_multi_assign(w->multi, s, w);
     return 0;
 }
 
