@@ -301,6 +301,22 @@ static int get_name(struct loader *l, yaml_node_t *n, const char *what, char **o
     return 0;
 }
 
+/* A list of at most `max` items: an array of that many zeroed elements of
+ * `size` bytes (at least one), or NULL with an error. `*count` = items. */
+static void *list_alloc(struct loader *l, yaml_node_t *n, const char *what, long max, size_t size, long *count)
+{
+    if (!is_seq(n)) {
+        error_at(l, n, "%s must be a list, not %s", what, kind_name(n));
+        return NULL;
+    }
+    *count = n->data.sequence.items.top - n->data.sequence.items.start;
+    if (*count > max) {
+        error_at(l, n, "%s: at most %ld", what, max);
+        return NULL;
+    }
+    return calloc((size_t)(*count ? *count : 1), size);
+}
+
 /* ---- top-level scalars ------------------------------------------------- */
 
 static void load_listen(struct loader *l, yaml_node_t *n)
@@ -637,22 +653,14 @@ static void load_backend(struct loader *l, yaml_node_t *n, struct backend *b)
 static void load_backends(struct loader *l, yaml_node_t *n)
 {
     struct config *cfg = l->cfg;
-    if (!is_seq(n)) {
-        error_at(l, n, "backends must be a list, not %s", kind_name(n));
+    long count;
+    cfg->backends = list_alloc(l, n, "backends", 1024, sizeof(*cfg->backends), &count);
+    if (!cfg->backends)
         return;
-    }
-    long count = n->data.sequence.items.top - n->data.sequence.items.start;
     if (count == 0) {
         error_at(l, n, "backends: at least one backend is needed");
         return;
     }
-    if (count > 1024) {
-        error_at(l, n, "backends: at most 1024");
-        return;
-    }
-    cfg->backends = calloc((size_t)count, sizeof(*cfg->backends));
-    if (!cfg->backends)
-        return;
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
         yaml_node_t *v = node_at(l, *it);
         if (!v)
@@ -779,22 +787,15 @@ static void load_sensitivity(struct loader *l, yaml_node_t *n, yaml_node_t **det
             error_at(l, v, "detectors: write [] to turn every detector off");
             return;
         }
-        if (!is_seq(v)) {
-            error_at(l, v, "detectors must be a list, not %s", kind_name(v));
+        long count;
+        struct detector *list = list_alloc(l, v, "detectors", 4096, sizeof(*cfg->detectors), &count);
+        if (!list)
             return;
-        }
-        long count = v->data.sequence.items.top - v->data.sequence.items.start;
-        if (count > 4096) {
-            error_at(l, v, "detectors: at most 4096");
-            return;
-        }
         for (int k = 0; k < cfg->n_detectors; k++)
             free(cfg->detectors[k].name);
         free(cfg->detectors);
-        cfg->detectors = calloc((size_t)(count ? count : 1), sizeof(*cfg->detectors));
+        cfg->detectors = list;
         cfg->n_detectors = 0;
-        if (!cfg->detectors)
-            return;
         for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
             yaml_node_t *dn = node_at(l, *it);
             if (!dn)
@@ -813,12 +814,8 @@ static void load_sensitivity(struct loader *l, yaml_node_t *n, yaml_node_t **det
 static void load_budgets(struct loader *l, yaml_node_t *n)
 {
     struct config *cfg = l->cfg;
-    if (!is_seq(n)) {
-        error_at(l, n, "budgets must be a list, not %s", kind_name(n));
-        return;
-    }
-    long count = n->data.sequence.items.top - n->data.sequence.items.start;
-    cfg->budgets = calloc((size_t)(count ? count : 1), sizeof(*cfg->budgets));
+    long count;
+    cfg->budgets = list_alloc(l, n, "budgets", 1024, sizeof(*cfg->budgets), &count);
     if (!cfg->budgets)
         return;
     static const char *const scopes[] = { "global", "client", "backend", NULL };
@@ -907,16 +904,8 @@ static void load_target(struct loader *l, yaml_node_t *n, struct route *r)
 static void load_routes(struct loader *l, yaml_node_t *n)
 {
     struct config *cfg = l->cfg;
-    if (!is_seq(n)) {
-        error_at(l, n, "routes must be a list, not %s", kind_name(n));
-        return;
-    }
-    long count = n->data.sequence.items.top - n->data.sequence.items.start;
-    if (count > 4096) {
-        error_at(l, n, "routes: at most 4096");
-        return;
-    }
-    cfg->routes = calloc((size_t)(count ? count : 1), sizeof(*cfg->routes));
+    long count;
+    cfg->routes = list_alloc(l, n, "routes", 4096, sizeof(*cfg->routes), &count);
     if (!cfg->routes)
         return;
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
@@ -1037,12 +1026,8 @@ static int hex_value(char c)
 static void load_clients(struct loader *l, yaml_node_t *n)
 {
     struct config *cfg = l->cfg;
-    if (!is_seq(n)) {
-        error_at(l, n, "clients must be a list, not %s", kind_name(n));
-        return;
-    }
-    long count = n->data.sequence.items.top - n->data.sequence.items.start;
-    cfg->clients = calloc((size_t)(count ? count : 1), sizeof(*cfg->clients));
+    long count;
+    cfg->clients = list_alloc(l, n, "clients", 4096, sizeof(*cfg->clients), &count);
     if (!cfg->clients)
         return;
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {

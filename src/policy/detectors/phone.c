@@ -178,20 +178,6 @@ static int right_ok(const unsigned char *s, size_t n, size_t e, int full)
 }
 
 /* What precedes a candidate starting at b must not make it part of a token. */
-static int left_ok(const unsigned char *s, size_t b)
-{
-    if (b == 0)
-        return 1;
-    unsigned char c = s[b - 1];
-    if (is_alnum(c) || c == '_' || c == '.' || c == '+' || c == '$' || c == '#')
-        return 0;
-    if ((c == '-' || c == '/' || c == ',') && b >= 2 && (is_alnum(s[b - 2]) || s[b - 2] == '.'))
-        return 0;
-    if (c == ':' && b >= 2 && is_digit(s[b - 2]))
-        return 0;
-    return 1;
-}
-
 /* A phone number around the digit run starting at i (it may begin one byte
  * earlier, at '+' or '(')? Returns its end and start, or 0. */
 size_t phone_at(const unsigned char *s, size_t n, size_t i, size_t *start)
@@ -201,7 +187,7 @@ size_t phone_at(const unsigned char *s, size_t n, size_t i, size_t *start)
     if (b > 0 && (s[b - 1] == '+' || s[b - 1] == '('))
         b--;
     for (;;) {
-        if (left_ok(s, b) && read_number(s, n, b, &num)) {
+        if (number_left_ok(s, b) && read_number(s, n, b, &num)) {
             for (int g = num.ng; g >= 1; g--) {
                 if (shape_ok(&num, g, s) && right_ok(s, n, num.gend[g - 1], g == num.ng)) {
                     *start = b;

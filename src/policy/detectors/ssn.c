@@ -16,20 +16,6 @@ static int issued(const unsigned char *a, const unsigned char *g, const unsigned
     return !(sr[0] == '0' && sr[1] == '0' && sr[2] == '0' && sr[3] == '0');
 }
 
-static int left_ok(const unsigned char *s, size_t b)
-{
-    if (b == 0)
-        return 1;
-    unsigned char c = s[b - 1];
-    if (is_alnum(c) || c == '_' || c == '.' || c == '+' || c == '$' || c == '#')
-        return 0;
-    if ((c == '-' || c == '/' || c == ',') && b >= 2 && (is_alnum(s[b - 2]) || s[b - 2] == '.'))
-        return 0;
-    if (c == ':' && b >= 2 && is_digit(s[b - 2]))
-        return 0;
-    return 1;
-}
-
 static int right_ok(const unsigned char *s, size_t n, size_t e)
 {
     if (e >= n)
@@ -59,7 +45,7 @@ static int labelled(const unsigned char *s, size_t b)
 size_t ssn_at(const unsigned char *s, size_t n, size_t i, size_t run_end)
 {
     size_t len = run_end - i;
-    if (!left_ok(s, i))
+    if (!number_left_ok(s, i))
         return 0;
     if (len == 3 && run_end + 8 <= n) {
         const unsigned char *p = s + i;
