@@ -13,9 +13,9 @@ ifeq ($(CI),true)
 WARN    += -Werror
 endif
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -DAIRLOCK_VERSION='"$(VERSION)"' $(WARN) -Iinclude -Isrc \
+override CFLAGS += -std=c11 -D_GNU_SOURCE -DAIRLOCK_VERSION='"$(VERSION)"' $(WARN) -Iinclude -Isrc \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+override LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 
 SRCS      := $(shell find src -name '*.c' ! -name main.c | sort)
 OBJS      := $(SRCS:%.c=$(BUILD)/%.o)

@@ -34,6 +34,7 @@ struct loader {
 
 /* ---- errors ------------------------------------------------------------ */
 
+__attribute__((format(printf, 4, 0)))
 static void add_error(struct config_errors *errs, int line, int col, const char *fmt, va_list ap)
 {
     if (errs->n == errs->cap) {
