@@ -1009,7 +1009,7 @@ static void load_fallback(struct loader *l, yaml_node_t *n)
         if (read_fields(l, v, c, "fallback.circuit") == 0) {
             yaml_node_t *w;
             if ((w = field_value(c, "failures")))
-                get_int(l, w, "circuit.failures", 1, 1000, &cfg->circuit_failures);
+                get_int(l, w, "circuit.failures", 1, 1000000000, &cfg->circuit_failures);
             if ((w = field_value(c, "open_ms")))
                 get_long(l, w, "circuit.open_ms", 0, 24L * 3600 * 1000, &cfg->circuit_open_ms);
         }
