@@ -62,6 +62,7 @@ struct attempt_record {
 };
 
 struct exchange {
+    struct exchange *spare_next;    /* on the worker's list of spare exchanges */
     struct worker *worker;
     struct MHD_Connection *conn;
     struct config *cfg;         /* a reference, held for the whole exchange */

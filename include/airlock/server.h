@@ -35,6 +35,9 @@ struct worker {
     unsigned long connections;
     CURL *spare[64];            /* finished easy handles, reset and reused */
     int n_spare;
+    struct exchange *spare_ex;  /* freed exchanges, reused: a 7 KB calloc per
+                                   request made malloc consolidate */
+    int n_spare_ex;
 };
 
 /* Starts cfg->workers workers listening on cfg->listen_*. Returns 0 or -1
@@ -56,6 +59,7 @@ void worker_remove_transfer(struct worker *w, CURL *easy);
 CURL *worker_easy_get(struct worker *w);     /* a fresh or reset easy handle */
 void worker_easy_put(struct worker *w, CURL *easy);   /* after worker_remove_transfer */
 void worker_track(struct worker *w, struct exchange *ex);
+void exchange_pool_free(struct worker *w);    /* at worker exit */
 void worker_untrack(struct worker *w, struct exchange *ex);
 void worker_note_deadline(struct worker *w, uint64_t deadline_ms);
 

@@ -106,7 +106,14 @@ int request_add_common_headers(struct exchange *ex, struct MHD_Response *r)
 static struct exchange *exchange_new(struct worker *w, struct MHD_Connection *conn,
                                      const char *url, const char *method)
 {
-    struct exchange *ex = calloc(1, sizeof(*ex));
+    struct exchange *ex = w->spare_ex;
+    if (ex) {
+        w->spare_ex = ex->spare_next;
+        w->n_spare_ex--;
+        memset(ex, 0, sizeof(*ex));
+    } else {
+        ex = calloc(1, sizeof(*ex));
+    }
     if (!ex)
         return NULL;
     ex->cfg = server_config();
@@ -138,9 +145,26 @@ static void exchange_free(struct exchange *ex)
     buf_free(&ex->held);
     buf_free(&ex->out);
     sse_free(&ex->sse);
-    ex->worker->in_flight--;
+    struct worker *w = ex->worker;
+    w->in_flight--;
     config_unref(ex->cfg);
-    free(ex);
+    if (w->n_spare_ex < 256) {
+        ex->spare_next = w->spare_ex;
+        w->spare_ex = ex;
+        w->n_spare_ex++;
+    } else {
+        free(ex);
+    }
+}
+
+void exchange_pool_free(struct worker *w)
+{
+    while (w->spare_ex) {
+        struct exchange *ex = w->spare_ex;
+        w->spare_ex = ex->spare_next;
+        free(ex);
+    }
+    w->n_spare_ex = 0;
 }
 
 /* Only loopback peers may connect. (Client keys, on the roadmap, will let

@@ -213,22 +213,29 @@ static void *worker_main(void *arg)
             curl_multi_socket_action(w->multi, fd, flags, &running);
         }
         now = now_ms();
-        if (w->curl_timeout_ms >= 0 &&
-            now >= w->curl_timer_set_at + (uint64_t)w->curl_timeout_ms) {
-            w->curl_timeout_ms = -1;
-            curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        }
-        drain_curl_messages(w);
-        if (w->next_deadline && now >= w->next_deadline)
-            proxy_check_deadlines(w, now);
-        proxy_unpause_ready(w);
-        drain_curl_messages(w);
-        /* MHD_run costs an epoll_wait of its own: only when MHD has a ready
-         * socket, a resumed connection or a timeout due. */
-        MHD_UNSIGNED_LONG_LONG mt;
-        if (w->mhd_due || w->draining || (MHD_get_timeout(w->mhd, &mt) == MHD_YES && mt == 0)) {
-            w->mhd_due = 0;
-            MHD_run(w->mhd);
+        /* Work that makes more work (a new transfer asks for an immediate
+         * curl timeout; a finished one resumes a connection) is done in the
+         * same turn rather than after another trip through epoll_wait. */
+        for (int turn = 0; turn < 4; turn++) {
+            if (w->curl_timeout_ms >= 0 &&
+                (w->curl_timeout_ms == 0 || now >= w->curl_timer_set_at + (uint64_t)w->curl_timeout_ms)) {
+                w->curl_timeout_ms = -1;
+                curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+            }
+            drain_curl_messages(w);
+            if (w->next_deadline && now >= w->next_deadline)
+                proxy_check_deadlines(w, now);
+            proxy_unpause_ready(w);
+            drain_curl_messages(w);
+            /* MHD_run costs an epoll_wait of its own: only when MHD has a
+             * ready socket, a resumed connection or a timeout due. */
+            MHD_UNSIGNED_LONG_LONG mt;
+            if (w->mhd_due || w->draining || (MHD_get_timeout(w->mhd, &mt) == MHD_YES && mt == 0)) {
+                w->mhd_due = 0;
+                MHD_run(w->mhd);
+            }
+            if (w->curl_timeout_ms != 0 && !w->mhd_due)
+                break;
         }
 
         if (w->draining) {
@@ -328,6 +335,7 @@ static void worker_fini(struct worker *w)
         MHD_stop_daemon(w->mhd);
     while (w->n_spare > 0)
         curl_easy_cleanup(w->spare[--w->n_spare]);
+    exchange_pool_free(w);
     if (w->multi)
         curl_multi_cleanup(w->multi);
     if (w->epfd >= 0)
