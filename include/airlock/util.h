@@ -25,4 +25,9 @@ void buf_free(struct buf *b);
 uint64_t now_ms(void);
 uint64_t now_us(void);
 
+/* 1 when s[0..n) is well-formed UTF-8 (no overlongs, surrogates or values
+ * past U+10FFFF): JSON must be, and the classifier must see what the
+ * backend will. */
+int utf8_valid(const unsigned char *s, size_t n);
+
 #endif

@@ -187,6 +187,11 @@ int handle_prepare(struct exchange *ex)
                       "The request body is empty; expected a JSON object.");
         return -1;
     }
+    if (!utf8_valid((const unsigned char *)ex->body.data, ex->body.len)) {
+        respond_error(ex, 400, "invalid_request_error", "invalid_json", NULL,
+                      "The request body is not valid UTF-8.");
+        return -1;
+    }
     if (memchr(ex->body.data, '\0', ex->body.len)) {
         respond_error(ex, 400, "invalid_request_error", "invalid_json", NULL,
                       "The request body contains a NUL byte.");

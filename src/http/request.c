@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "airlock/exchange.h"
 #include "airlock/server.h"
@@ -249,6 +250,9 @@ static enum MHD_Result queue_ready_response(struct exchange *ex)
     return rc;
 }
 
+/* The most an over-limit body is read (and dropped) for a clean 413. */
+#define DISCARD_MAX_BYTES (64ull << 20)
+
 enum MHD_Result request_handler(void *cls, struct MHD_Connection *conn, const char *url,
                                 const char *method, const char *version,
                                 const char *upload_data, size_t *upload_data_size,
@@ -265,12 +269,19 @@ enum MHD_Result request_handler(void *cls, struct MHD_Connection *conn, const ch
         *con_cls = ex;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > ex->cfg->max_body_bytes) {
-            /* answer 413 before reading (and before "100 Continue") */
+        unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
+        if (cl && len > ex->cfg->max_body_bytes) {
             ex->body_too_large = 1;
-            dispatch(ex);
-            if (ex->state == EX_RESPOND)
-                return queue_ready_response(ex);
+            /* A client waiting for "100 Continue", or about to send far more
+             * than we would read, gets its 413 at once. Others are read and
+             * discarded first: answering mid-upload makes the kernel reset
+             * the connection, and the client sees that instead of the 413. */
+            const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+            if ((expect && strcasecmp(expect, "100-continue") == 0) || len > DISCARD_MAX_BYTES) {
+                dispatch(ex);
+                if (ex->state == EX_RESPOND)
+                    return queue_ready_response(ex);
+            }
         }
         return MHD_YES;
     }

@@ -1,6 +1,7 @@
 /* test_body.c — the upstream body keeps the client's bytes and changes only
  * the top-level model; context-length errors of every server are known. */
 #include "t.h"
+#include "airlock/util.h"
 #include "airlock/upstream.h"
 
 static const char *splice(const char *in, const char *model, struct buf *out)
@@ -69,8 +70,23 @@ static void test_context_length_phrasings(void)
     CHECK(!is_context_length_error(400, NULL, 0));
 }
 
+#define U8(lit) (const unsigned char *)(lit), sizeof(lit) - 1
+static void test_utf8_validation(void)
+{
+    CHECK(utf8_valid(U8("plain ascii, long enough to take the 8-byte path")));
+    CHECK(utf8_valid(U8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80")));   /* é € 😀 */
+    CHECK(!utf8_valid(U8("\xff")));
+    CHECK(!utf8_valid(U8("abc\xc3")));                  /* truncated */
+    CHECK(!utf8_valid(U8("\xc0\xaf")));                 /* overlong '/' */
+    CHECK(!utf8_valid(U8("\xe0\x80\xaf")));            /* overlong */
+    CHECK(!utf8_valid(U8("\xed\xa0\x80")));            /* a surrogate */
+    CHECK(!utf8_valid(U8("\xf4\x90\x80\x80")));       /* past U+10FFFF */
+    CHECK(!utf8_valid(U8("12345678\x80")));
+}
+
 int main(void)
 {
+    RUN(test_utf8_validation);
     RUN(test_replaces_top_level_model_only);
     RUN(test_adds_missing_model);
     RUN(test_duplicate_models_all_replaced);

@@ -1,0 +1,423 @@
+"""test_core.py — issue 3: the proxy as a client sees it. Non-stream and
+stream through each kind of server, what goes upstream, headers, errors in
+OpenAI's shape, hostile bodies, relay timing, client abort, concurrency,
+shutdown, and the command line."""
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+from harness import (BIN, CLOUD_ENV, Airlock, Mock, backend, check, closed_port, test,
+                     two_backends)
+
+
+def error_shape(r, status, code=None):
+    check(r.status == status, "expected %d, got %d: %r" % (status, r.status, r.body[:300]))
+    e = r.json().get("error")
+    check(isinstance(e, dict) and "message" in e and "type" in e and "param" in e and "code" in e,
+          "not OpenAI's error shape: %r" % r.body[:300])
+    if code:
+        check(e["code"] == code, "code %r, wanted %r" % (e["code"], code))
+    return e
+
+
+@test("proxy: non-stream and stream through each server flavor")
+def _():
+    for flavor in ("openai", "ollama", "llamacpp", "vllm"):
+        m = Mock(flavor, "up-" + flavor)
+        a = Airlock("backends:\n" + backend("b", m, "local", flavor, "served-model"))
+        try:
+            r = a.chat("hi", model="asked")
+            check(r.status == 200, "%s: %d" % (flavor, r.status))
+            body = r.json()
+            check(body["choices"][0]["message"]["content"] == "hello from up-" + flavor, flavor)
+            check(body["usage"]["total_tokens"] == 17, "usage kept")
+            s = a.chat("hi", stream=True, stream_options={"include_usage": True})
+            check(s.status == 200 and s.done and s.error_event is None, "%s stream: %r" % (flavor, s.raw[-200:]))
+            check(s.content().strip().startswith("hello"), "stream content")
+            check(s.finish_reason() == "stop", "finish_reason relayed")
+            check(any('"usage"' in d for _, d in s.events), "usage chunk relayed")
+            sent = m.requests()
+            check(len(sent) == 2 and json.loads(sent[0]["body"])["model"] == "served-model", "backend model sent")
+        finally:
+            a.stop()
+            m.stop()
+
+
+@test("proxy: body kept as-is but model, client auth never forwarded, bearer added")
+def _():
+    local, cloud = Mock("ollama", "local"), Mock("openai", "cloud")
+    a = Airlock(two_backends(local, cloud, routes="routes:\n  - { name: c, use: [cloud/gpt-4o] }\n"), env=CLOUD_ENV)
+    try:
+        body = {"model": "whatever", "messages": [{"role": "user", "content": "caf\u00e9 \\u00e9"}],
+                "temperature": 0.3, "x_unknown": {"nested": [1, 2, {"k": None}]}, "user": "u1"}
+        r = a.request("POST", "/v1/chat/completions", body,
+                      headers={"Authorization": "Bearer client-secret-123", "x-request-id": "my-req-7"})
+        check(r.status == 200, r.body)
+        got = cloud.requests()[0]
+        sent = json.loads(got["body"])
+        want = dict(body)
+        want["model"] = "gpt-4o"
+        check(sent == want, "body changed: %r" % sent)
+        check(got["headers"].get("authorization") == "Bearer sk-cloud-test-key", "bearer from env")
+        check("client-secret-123" not in json.dumps(got), "client's Authorization forwarded")
+        check(r.headers.get("x-request-id") == "my-req-7", "client's request id echoed")
+        for h in ("x-airlock-backend", "x-airlock-rule", "x-airlock-attempts", "x-airlock-level"):
+            check(h in r.headers, "missing " + h)
+        check(r.headers["x-airlock-rule"] == "c" and r.headers["x-airlock-attempts"] == "1", r.headers)
+        check(local.count() == 0, "local got a request")
+        r2 = a.chat("hi")
+        check(r2.headers.get("x-request-id", "").startswith("req_"), "generated request id")
+    finally:
+        a.stop()
+        local.stop()
+        cloud.stop()
+
+
+@test("endpoints: embeddings, models, healthz, readyz, 404, 405")
+def _():
+    m = Mock("openai", "e")
+    a = Airlock("backends:\n" + backend("b", m, "local", "openai", "emb-model"))
+    try:
+        r = a.request("POST", "/v1/embeddings", {"model": "x", "input": ["a", "b"]})
+        check(r.status == 200 and len(r.json()["data"]) == 2, r.body)
+        check(json.loads(m.requests()[0]["body"])["model"] == "emb-model", "embeddings model")
+        check(m.requests()[0]["path"] == "/v1/embeddings", "embeddings path")
+        r = a.request("GET", "/v1/models")
+        check(r.status == 200 and r.json()["object"] == "list" and
+              any(d["id"] == "emb-model" for d in r.json()["data"]), r.body)
+        check(a.request("GET", "/healthz").status == 200, "healthz")
+        r = a.request("GET", "/readyz")
+        check(r.status == 200 and r.json()["ready"] is True, r.body)
+        error_shape(a.request("GET", "/v1/nope"), 404)
+        error_shape(a.request("GET", "/v1/chat/completions"), 405)
+        error_shape(a.request("DELETE", "/v1/models"), 405)
+    finally:
+        a.stop()
+        m.stop()
+
+
+@test("errors: 400 for bad JSON and fields, 413 over max_body_bytes")
+def _():
+    m = Mock("openai", "b")
+    a = Airlock("max_body_bytes: 65536\nbackends:\n" + backend("b", m))
+    try:
+        error_shape(a.request("POST", "/v1/chat/completions", "{not json"), 400)
+        error_shape(a.request("POST", "/v1/chat/completions", {"model": "m"}), 400)
+        error_shape(a.request("POST", "/v1/chat/completions", {"model": "m", "messages": "hi"}), 400)
+        error_shape(a.request("POST", "/v1/chat/completions", {"model": 5, "messages": []}), 400)
+        error_shape(a.request("POST", "/v1/chat/completions", "[1,2]"), 400)
+        error_shape(a.request("POST", "/v1/embeddings", {"model": "m"}), 400)
+        big = {"model": "m", "messages": [{"role": "user", "content": "x" * 70000}]}
+        error_shape(a.request("POST", "/v1/chat/completions", big), 413)
+        check(m.count() == 0, "a bad request was forwarded")
+    finally:
+        a.stop()
+        m.stop()
+
+
+def raw_send(port, data, timeout=10):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+        return out
+    except OSError:         # reset, timeout, closed: all fine, as long as the daemon lives
+        return b""
+    finally:
+        s.close()
+
+
+@test("hostile bodies: truncated, huge, deeply nested, invalid UTF-8, NUL bytes", timeout=120)
+def _():
+    m = Mock("openai", "h")
+    a = Airlock("backends:\n" + backend("b", m))
+    try:
+        cases = {
+            "truncated": b'{"model":"m","messages":[{"role":"user","content":"hi',
+            "nested": b'{"model":"m","messages":' + b"[" * 100000 + b"]" * 100000 + b"}",
+            "bad utf-8": b'{"model":"m","messages":[{"role":"user","content":"\xff\xfe\xc3"}]}',
+            "NUL": b'{"model":"m","messages":[{"role":"user","content":"a\x00b"}]}',
+            "empty": b"",
+            "numbers": b'{"model":"m","messages":[],"max_tokens":1e999999}',
+        }
+        for name, body in cases.items():
+            r = a.request("POST", "/v1/chat/completions", body)
+            check(400 <= r.status < 500, "%s: %d" % (name, r.status))
+        huge = b'{"model":"m","messages":[{"role":"user","content":"' + b"a" * (5 << 20) + b'"}]}'
+        r = a.request("POST", "/v1/chat/completions", huge)
+        check(r.status == 413, "huge: %d" % r.status)
+        # a lying Content-Length and garbage request lines
+        raw_send(a.port, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"a\"", 3)
+        raw_send(a.port, b"\x16\x03\x01\x00\xa5garbage\r\n\r\n", 3)
+        raw_send(a.port, b"GET /" + b"a" * 100000 + b" HTTP/1.1\r\n\r\n", 3)
+        r = a.chat("still alive?")
+        check(r.status == 200, "daemon stopped serving after hostile input")
+        check(m.count() == 1, "a hostile body reached the upstream: %d" % m.count())
+    finally:
+        a.stop()
+        m.stop()
+
+
+@test("stream: relayed chunk by chunk, first chunk long before the upstream ends")
+def _():
+    m = Mock("vllm", "slow")
+    m.default({"kind": "slow_chunks", "chunks": 5, "chunk_delay_ms": 300})
+    a = Airlock("backends:\n" + backend("b", m, "local", "vllm"))
+    try:
+        s = a.chat("hi", stream=True)
+        check(s.status == 200 and s.done, "stream incomplete")
+        check(s.first_chunk_s < 0.25, "first chunk after %.3fs" % s.first_chunk_s)
+        check(s.total_s > 1.3, "upstream takes 1.5 s; total %.3f" % s.total_s)
+        times = [t for t, _ in s.events]
+        check(times[-1] - times[0] > 1.0, "events arrived together (buffered): %r" % times)
+    finally:
+        a.stop()
+        m.stop()
+
+
+@test("stream: a client that disconnects aborts its upstream transfer")
+def _():
+    m = Mock("openai", "long")
+    m.default({"kind": "slow_chunks", "chunks": 50, "chunk_delay_ms": 100})
+    a = Airlock("backends:\n" + backend("b", m))
+    try:
+        s = a.stream("/v1/chat/completions", {"model": "m", "stream": True,
+                                              "messages": [{"role": "user", "content": "hi"}]}, stop_after=3)
+        check(len(s.events) == 3, "got %d events" % len(s.events))
+        deadline = time.time() + 1.5
+        while time.time() < deadline and m.stats()["aborted_streams"] == 0:
+            time.sleep(0.05)
+        check(m.stats()["aborted_streams"] == 1, "upstream transfer not aborted: %r" % m.stats())
+        check(a.chat("next").status == 200, "daemon still serves")
+    finally:
+        a.stop()
+        m.stop()
+
+
+@test("fallback: every trigger moves to the next backend", timeout=90)
+def _():
+    cases = [
+        ("refused", None, None),
+        ("hang", {"kind": "hang"}, "openai"),
+        ("500", {"kind": "status", "code": 500}, "openai"),
+        ("502", {"kind": "status", "code": 502}, "openai"),
+        ("503", {"kind": "status", "code": 503}, "openai"),
+        ("429", {"kind": "rate_limit"}, "openai"),
+        ("ctx openai", {"kind": "context_length"}, "openai"),
+        ("ctx vllm", {"kind": "context_length"}, "vllm"),
+        ("ctx llama.cpp", {"kind": "context_length"}, "llamacpp"),
+        ("ctx ollama", {"kind": "context_length"}, "ollama"),
+        ("close", {"kind": "close"}, "openai"),
+        ("malformed 200", {"kind": "malformed"}, "openai"),
+    ]
+    for name, fault, flavor in cases:
+        cloud = Mock("openai", "cloud")
+        local = Mock(flavor, "local") if flavor else None
+        url = local.url if local else "http://127.0.0.1:%d/v1" % closed_port()
+        a = Airlock(two_backends(url, cloud, local_extra="timeouts: { first_byte_ms: 500 }"), env=CLOUD_ENV)
+        try:
+            if local:
+                local.script([fault])
+            r = a.chat("hi")
+            check(r.status == 200, "%s: %d %r" % (name, r.status, r.body[:200]))
+            check(r.headers["x-airlock-backend"] == "cloud", "%s: answered by %s" % (name, r.headers["x-airlock-backend"]))
+            check(r.headers["x-airlock-attempts"] == "2", "%s: attempts %s" % (name, r.headers["x-airlock-attempts"]))
+            check(r.elapsed < 2.0, "%s took %.2fs" % (name, r.elapsed))
+            check(cloud.count() == 1, name)
+        finally:
+            a.stop()
+            cloud.stop()
+            if local:
+                local.stop()
+
+
+@test("passthrough: an upstream 400 reaches the client as-is, no fallback")
+def _():
+    local, cloud = Mock("openai", "local"), Mock("openai", "cloud")
+    bad = {"error": {"message": "Invalid value for 'temperature'", "type": "invalid_request_error",
+                     "param": "temperature", "code": "invalid_value"}}
+    local.script([{"kind": "status", "code": 400, "body": bad}])
+    a = Airlock(two_backends(local, cloud), env=CLOUD_ENV)
+    try:
+        r = a.chat("hi")
+        check(r.status == 400 and r.json() == bad, "not passed through: %d %r" % (r.status, r.body))
+        check(cloud.count() == 0, "fell back on a client error")
+        check(r.headers.get("x-airlock-backend") == "local", "headers on passthrough")
+    finally:
+        a.stop()
+        local.stop()
+        cloud.stop()
+
+
+@test("502: every backend failed, the message names each and why")
+def _():
+    local, cloud = Mock("openai", "local"), Mock("openai", "cloud")
+    local.default({"kind": "status", "code": 500})
+    cloud.default({"kind": "status", "code": 503})
+    a = Airlock(two_backends(local, cloud), env=CLOUD_ENV)
+    try:
+        r = a.chat("hi")
+        e = error_shape(r, 502)
+        check("local" in e["message"] and "cloud" in e["message"], e["message"])
+        check("500" in e["message"] and "503" in e["message"], e["message"])
+    finally:
+        a.stop()
+        local.stop()
+        cloud.stop()
+
+
+@test("stream: failure after the first chunk ends with an error event, no [DONE]")
+def _():
+    local, cloud = Mock("llamacpp", "local"), Mock("openai", "cloud")
+    local.script([{"kind": "die_mid_stream", "after": 2}])
+    a = Airlock(two_backends(local, cloud, local_provider="llamacpp"), env=CLOUD_ENV)
+    try:
+        s = a.chat("hi", stream=True)
+        check(s.status == 200, s.status)
+        check(not s.done, "a cut stream ended with [DONE]")
+        check(s.error_event is not None, "no SSE error event: %r" % s.raw[-300:])
+        check(cloud.count() == 0, "fell back after bytes were sent")
+    finally:
+        a.stop()
+        local.stop()
+        cloud.stop()
+
+
+async def _one_stream(port, body):
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+    await w.drain()
+    data = await asyncio.wait_for(r.read(), 60)
+    w.close()
+    return data.startswith(b"HTTP/1.1 200") and b"data: [DONE]" in data
+
+
+async def _many(port, n):
+    body = b'{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+    sem = asyncio.Semaphore(n)
+
+    async def one():
+        async with sem:
+            try:
+                return await _one_stream(port, body)
+            except Exception:  # noqa: BLE001
+                return False
+    return await asyncio.gather(*[one() for _ in range(n)])
+
+
+@test("1,000 concurrent streams, no error", timeout=180)
+def _():
+    m = Mock("openai", "many")
+    m.default({"kind": "slow_chunks", "chunks": 3, "chunk_delay_ms": 200})
+    a = Airlock("backends:\n" + backend("b", m))
+    try:
+        t0 = time.time()
+        res = asyncio.run(_many(a.port, 1000))
+        ok = sum(1 for x in res if x)
+        check(ok == 1000, "%d of 1000 streams complete" % ok)
+        print("   1000 concurrent streams: all complete in %.1fs" % (time.time() - t0))
+        check(a.chat("after").status == 200, "still serving")
+    finally:
+        a.stop()
+        m.stop()
+
+
+@test("SIGTERM: in-flight stream completes, then exit 0")
+def _():
+    m = Mock("openai", "drain")
+    m.default({"kind": "slow_chunks", "chunks": 6, "chunk_delay_ms": 200})
+    a = Airlock("backends:\n" + backend("b", m))
+    out = {}
+    th = threading.Thread(target=lambda: out.update(s=a.chat("hi", stream=True)))
+    th.start()
+    time.sleep(0.4)
+    a.signal(signal.SIGTERM)
+    th.join(15)
+    rc = a.wait(15)
+    s = out.get("s")
+    check(s is not None and s.status == 200 and s.done and len(s.events) >= 7, "stream cut by SIGTERM")
+    check(rc == 0, "exit code %s" % rc)
+    a.stop()
+    m.stop()
+
+
+@test("SIGHUP: reload takes a new config; a bad one is refused and the old keeps serving")
+def _():
+    m1, m2 = Mock("openai", "one"), Mock("openai", "two")
+    a = Airlock("backends:\n" + backend("b", m1))
+    try:
+        check(a.chat("hi").json()["choices"][0]["message"]["content"] == "hello from one", "first config")
+        with open(a.path, "w") as f:
+            f.write("listen: 127.0.0.1:%d\nbackends:\n%s" % (a.port, backend("b", m2)))
+        a.signal(signal.SIGHUP)
+        time.sleep(0.5)
+        check(a.chat("hi").json()["choices"][0]["message"]["content"] == "hello from two", "reloaded")
+        with open(a.path, "w") as f:
+            f.write("backends: [ { name: broken\n")
+        a.signal(signal.SIGHUP)
+        time.sleep(0.5)
+        check(a.chat("hi").status == 200, "a bad reload broke serving")
+        check(any("rejected" in json.dumps(l) for l in a.log_lines()), "rejection not logged")
+    finally:
+        a.stop()
+        m1.stop()
+        m2.stop()
+
+
+@test("command line: --check, --version, --help")
+def _():
+    fd, path = tempfile.mkstemp(suffix=".yaml")
+    with os.fdopen(fd, "w") as f:
+        f.write("listen: 127.0.0.1:99999\nbackends:\n  - { name: a, zone: moon, url: 'ftp://x' }\n")
+    try:
+        p = subprocess.run([BIN, "--check", "-c", path], capture_output=True, text=True, timeout=10)
+        check(p.returncode == 1, "rc %d" % p.returncode)
+        lines = [l for l in p.stderr.splitlines() if l.startswith(path + ":")]
+        check(any(l.startswith(path + ":1:9:") for l in lines), p.stderr)
+        check(any(l.startswith(path + ":3:") and "zone" in l for l in lines), p.stderr)
+        check(any(":3:" in l and "http" in l for l in lines), p.stderr)
+        good = os.path.join(os.path.dirname(BIN), "..", "config", "airlock.example.yaml")
+        good = os.path.join(os.path.dirname(__file__), "..", "..", "config", "airlock.example.yaml")
+        p = subprocess.run([BIN, "--check", "-c", good], capture_output=True, text=True, timeout=10)
+        check(p.returncode == 0, p.stderr)
+        p = subprocess.run([BIN, "--version"], capture_output=True, text=True, timeout=10)
+        check(p.returncode == 0 and p.stdout.startswith("airlock "), p.stdout)
+        p = subprocess.run([BIN, "--help"], capture_output=True, text=True, timeout=10)
+        check(p.returncode == 0 and "--check" in p.stdout, p.stdout)
+    finally:
+        os.unlink(path)
+
+
+@test("logs: one JSON line per request, never the prompt, completion or key")
+def _():
+    local, cloud = Mock("openai", "local"), Mock("openai", "cloud")
+    local.script([{"kind": "status", "code": 500}])
+    cloud.default({"kind": "ok", "content": "COMPLETION-CANARY-91"})
+    a = Airlock(two_backends(local, cloud), env=CLOUD_ENV)
+    try:
+        a.chat("PROMPT-CANARY-37")
+        a.chat("PROMPT-CANARY-37", stream=True)
+        time.sleep(0.2)
+        logs = [l for l in a.request_logs() if l.get("path") == "/v1/chat/completions"]
+        check(len(logs) == 2, "%d request lines" % len(logs))
+        check([t["backend"] for t in logs[0]["attempts"]] == ["local", "cloud"], logs[0])
+        text = a.stderr_text()
+        for secret in ("PROMPT-CANARY", "COMPLETION-CANARY", "sk-cloud-test-key", "hello from"):
+            check(secret not in text, secret + " in the log")
+    finally:
+        a.stop()
+        local.stop()
+        cloud.stop()
