@@ -79,11 +79,17 @@ class Mock:
         self.port = int(m.group(1))
         self.name = name
         self.flavor = flavor
+        self.tls = bool(tls)
         self.root = "http://127.0.0.1:%d" % self.port
         self.url = self.root + "/v1"
 
     def _call(self, method, path, body=None):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        if self.tls:
+            import ssl
+            c = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=10,
+                                            context=ssl._create_unverified_context())
+        else:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         c.request(method, path, body=json.dumps(body) if body is not None else None)
         r = c.getresponse()
         data = r.read()
