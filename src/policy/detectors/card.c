@@ -129,10 +129,9 @@ size_t card_at(const unsigned char *s, size_t n, size_t i, size_t run_end)
     for (int g = ng; g >= 1; g--) {
         if (cum[g - 1] < CARD_MIN || cum[g - 1] > CARD_MAX)
             continue;
-        /* 16 digits then a 3-digit group is one 19-digit number, not a card
-         * and its CVV */
-        if (g == ng - 1 && cum[ng - 1] <= CARD_MAX && cum[ng - 1] - cum[g - 1] == 3)
-            continue;
+        /* 16 digits then a 3-digit group may be one 19-digit number, or a
+         * card and its CVV: when in doubt, a card (fail closed; the leak
+         * test found "card 4475 9928 1359 2694 093" getting through). */
         if (known_iin(digits, cum[g - 1]) && luhn_valid(digits, (size_t)cum[g - 1]) &&
             right_ok(s, n, gend[g - 1], g == ng))
             return gend[g - 1];
