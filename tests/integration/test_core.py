@@ -421,3 +421,33 @@ def _():
         a.stop()
         local.stop()
         cloud.stop()
+
+
+@test("isolation: 50 requests hung on one backend never slow another backend's requests")
+def _():
+    stuck, fast = Mock("openai", "stuck"), Mock("openai", "fast")
+    stuck.default({"kind": "hang"})
+    y = "backends:\n" + backend("stuck", stuck, extra="timeouts: { first_byte_ms: 5000 }") + backend("fast", fast)
+    y += ("routes:\n  - { name: s, when: { model: 'slow*' }, use: [stuck] }\n"
+          "  - { name: f, use: [fast] }\n")
+    a = Airlock(y)
+    try:
+        hung = [threading.Thread(target=lambda: a.chat("hi", model="slow", timeout=10)) for _ in range(50)]
+        for t in hung:
+            t.start()
+        time.sleep(0.5)
+        check(stuck.count() == 50, "only %d hung requests reached the stuck backend" % stuck.count())
+        times = []
+        for _ in range(50):
+            r = a.chat("hi", model="fast")
+            check(r.status == 200, "fast backend: %d" % r.status)
+            times.append(r.elapsed)
+        times.sort()
+        print("   while 50 hang: fast p50 %.1f ms, max %.1f ms" % (times[25] * 1000, times[-1] * 1000))
+        check(times[-1] < 0.5, "a request to the fast backend took %.3fs" % times[-1])
+    finally:
+        a.stop()
+        stuck.stop()
+        fast.stop()
+        for t in hung:
+            t.join(10)
