@@ -67,7 +67,7 @@ ask "An e-mail address makes the request confidential: local only" \
     '{"model":"llama3.1:8b","messages":[{"role":"user","content":"Write to jane.doe@example.com"}]}'
 
 curl -s "http://127.0.0.1:$lport/_mock/script" -d '[{"kind":"status","code":500}]' >/dev/null
-ask "Confidential, and the local server is down: 503, and nothing went to the cloud" \
+ask "Confidential, and the local server fails: an honest error, and nothing went to the cloud" \
     '{"model":"llama3.1:8b","messages":[{"role":"user","content":"Write to jane.doe@example.com"}]}'
 
 echo
