@@ -9,7 +9,7 @@ import tempfile
 import threading
 import time
 
-from harness import CLOUD_ENV, Airlock, Mock, backend, check, closed_port, test, two_backends
+from harness import CLOUD_ENV, VALGRIND, Airlock, Mock, backend, check, closed_port, test, two_backends
 
 TABLE = []
 FAST = "timeouts: { connect_ms: 300, first_byte_ms: 600, idle_ms: 600 }"
@@ -52,6 +52,8 @@ def outcome(kind, r):
 def scenario(name, fault, expect_status, expect_backend=None, stream=False, bound=2.5,
              flavor="openai", local_url=None, expect_verdict="pass", expect_local=None, expect_cloud=None,
              local_extra=FAST, cloud_fault=None, check_extra=None, cloud_extra=""):
+    if VALGRIND:
+        bound *= 3              # the daemon runs ~20x slower under valgrind
     local = None if local_url else Mock(flavor, "local")
     cloud = Mock("openai", "cloud")
     a = Airlock(two_backends(local_url or local, cloud, local_extra=local_extra, cloud_extra=cloud_extra,
