@@ -219,3 +219,46 @@ def _():
         a.stop()
         local.stop()
         cloud.stop()
+
+
+@test("reload: sensitive requests never reach the cloud while configs swap under load", timeout=60)
+def _():
+    import signal
+    import threading
+    local, cloud = Mock("openai", "local"), Mock("openai", "cloud")
+    local.default({"kind": "status", "code": 500})
+    configs = [two_backends(local, cloud, local_extra=FAST) + CUSTOM,
+               two_backends(local, cloud, local_extra=FAST,
+                            routes="routes:\n  - { name: cloud-first, use: [cloud, local] }\n") + CUSTOM]
+    a = Airlock(configs[0], env=CLOUD_ENV)
+    stop = time.time() + 3
+    statuses = []
+
+    def load():
+        i = 0
+        while time.time() < stop:
+            text = list(SAMPLES.values())[i % len(SAMPLES)]
+            statuses.append(a.chat(text, stream=(i % 3 == 0), timeout=10).status)
+            i += 1
+
+    try:
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for t in threads:
+            t.start()
+        n = 0
+        while time.time() < stop:
+            with open(a.path, "w") as f:
+                f.write("listen: 127.0.0.1:%d\nworkers: 2\n" % a.port + configs[n % 2])
+            a.signal(signal.SIGHUP)
+            n += 1
+            time.sleep(0.05)
+        for t in threads:
+            t.join(15)
+        check(len(statuses) > 50 and n > 20, "%d requests over %d reloads" % (len(statuses), n))
+        check(all(s in (502, 503, 504) for s in statuses), "unexpected statuses %r" % set(statuses))
+        check(cloud.count() == 0, "the cloud received %d sensitive requests during reloads" % cloud.count())
+        print("   %d sensitive requests across %d reloads: cloud received 0" % (len(statuses), n))
+    finally:
+        a.stop()
+        local.stop()
+        cloud.stop()
