@@ -68,6 +68,13 @@ static int on_event(void *ctx, const char *data, size_t len)
     struct exchange *ex = ctx;
     if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
         ex->saw_done = 1;
+        if (!ex->saw_finish) {
+            /* a server that gave up mid-answer may still say [DONE]
+             * (a generator's `finally:`): without finish_reason the
+             * answer is not complete, whatever the framing says */
+            attempt_fail(ex, OUT_BAD_RESPONSE, "[DONE] before any finish_reason");
+            return EVENT_STOP;
+        }
         return EVENT_DONE;
     }
     cJSON *chunk = cJSON_ParseWithLength(data, len);
@@ -120,7 +127,7 @@ int relay_feed(struct exchange *ex, const char *data, size_t len)
 
 enum outcome relay_verdict(struct exchange *ex, char *detail, size_t n)
 {
-    if (ex->saw_done || ex->saw_finish)
+    if (ex->saw_finish)
         return OUT_OK;
     snprintf(detail, n, "stream ended before finish_reason");
     return OUT_BAD_RESPONSE;
