@@ -108,6 +108,7 @@ struct exchange {
     char fail_detail[96];
     uint64_t attempt_started_us;
     int forced;                     /* tried a backend whose state said skip */
+    int holds_trial;                /* the running attempt is its backend's half-open trial */
     uint64_t retry_at;              /* ms: retry the same backend then; 0 = none */
     int retry_candidate;
     int paused;                     /* upstream paused for backpressure */

@@ -10,9 +10,15 @@
 
 enum probe_state { PROBE_UNKNOWN, PROBE_UP, PROBE_DOWN };
 
-/* May a request be sent to `b` now? Reserves the half-open trial when the
- * circuit's open time has run out (the caller must then report the result). */
+/* May a request be sent to `b` now? 0 = no, 1 = yes, 2 = yes and the caller
+ * holds the half-open trial (the circuit's open time has run out): it must
+ * then report the result with state_record, or give the trial back with
+ * state_release if the attempt ends without a verdict. */
 int state_try_acquire(const struct config *cfg, const struct backend *b, uint64_t now);
+/* The half-open trial held by an attempt that ended without a verdict (the
+ * client left, the transfer could not start): the next request may be the
+ * trial, instead of none for a minute. */
+void state_release(const struct backend *b);
 /* Would state_try_acquire say yes (without reserving anything)? */
 int state_usable(const struct backend *b);
 /* The outcome of a request sent to `b`: success closes the circuit; a failure

@@ -63,9 +63,19 @@ int state_try_acquire(const struct config *cfg, const struct backend *b, uint64_
         s->circuit = CIRCUIT_HALF_OPEN;
         s->trial_in_flight = 1;
         s->trial_started = now;
+        ok = 2;
     }
     pthread_mutex_unlock(&lock);
     return ok;
+}
+
+void state_release(const struct backend *b)
+{
+    pthread_mutex_lock(&lock);
+    struct backend_state *s = find(b);
+    if (s && s->circuit == CIRCUIT_HALF_OPEN)
+        s->trial_in_flight = 0;
+    pthread_mutex_unlock(&lock);
 }
 
 int state_usable(const struct backend *b)

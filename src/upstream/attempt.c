@@ -304,6 +304,7 @@ enum outcome attempt_verdict(struct exchange *ex, CURLcode rc)
     /* What the circuit learns: a live backend (even one refusing the
      * request) is a success; 429 only cools it down. */
     const struct backend *b = &ex->cfg->backends[ex->backend];
+    ex->holds_trial = 0;        /* state_record below settles the trial */
     if (o == OUT_429) {
         long s = ex->retry_after_s >= 0 ? ex->retry_after_s : 1;
         uint64_t ms = (uint64_t)s * 1000;

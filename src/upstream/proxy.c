@@ -34,13 +34,19 @@ static int start_next(struct exchange *ex)
             return -1;
         const struct candidate *c = &ex->plan.candidates[ex->next_candidate++];
         const struct backend *b = &cfg->backends[c->backend];
-        if (!state_try_acquire(cfg, b, now_ms())) {
+        int acquired = state_try_acquire(cfg, b, now_ms());
+        if (!acquired) {
             attempt_record_skip(ex, b->index, OUT_NONE, state_describe(b));
             ex->tries[ex->n_tries - 1].status = -1;     /* marks a skip */
             continue;
         }
+        ex->holds_trial = acquired == 2;
         if (attempt_begin(ex, c) == 0)
             return 0;
+        if (ex->holds_trial) {
+            state_release(b);
+            ex->holds_trial = 0;
+        }
     }
     /* Every candidate was skipped for its state: rather than fail without
      * trying, try the first of them once (policy still applies at the wire). */
@@ -369,6 +375,10 @@ void proxy_abort(struct exchange *ex)
     worker_untrack(ex->worker, ex);
     if (!ex->easy)
         return;
+    if (ex->holds_trial) {
+        state_release(&ex->cfg->backends[ex->backend]);
+        ex->holds_trial = 0;
+    }
     struct attempt_record *t = &ex->tries[ex->n_tries - 1];
     t->outcome = OUT_ABORTED;
     t->ms = (now_us() - ex->attempt_started_us) / 1000;
