@@ -103,8 +103,12 @@ static void *probe_main(void *arg)
         uint64_t now = now_ms();
         for (int i = 0; cfg && i < cfg->n_backends; i++) {
             const struct backend *b = &cfg->backends[i];
-            if (!b->health.enabled || !b->health.path)
+            if (!b->health.enabled || !b->health.path) {
+                /* probes turned off by a reload: forget an old verdict, or a
+                 * backend last seen down would be skipped for good */
+                state_probe_result(b, PROBE_UNKNOWN, "probes off");
                 continue;
+            }
             struct probe *p = slot_for(b);
             if (!p || p->easy || now < p->next_at)
                 continue;
