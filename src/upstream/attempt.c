@@ -249,6 +249,19 @@ static enum outcome from_curl(CURLcode rc)
     }
 }
 
+/* Was the connection (and its TLS handshake, for https) established? */
+static int connected(struct exchange *ex)
+{
+    curl_off_t tcp = 0, tls = 0;
+    curl_easy_getinfo(ex->easy, CURLINFO_CONNECT_TIME_T, &tcp);
+    if (tcp <= 0)
+        return 0;
+    if (strncasecmp(ex->cfg->backends[ex->backend].url, "https:", 6) != 0)
+        return 1;
+    curl_easy_getinfo(ex->easy, CURLINFO_APPCONNECT_TIME_T, &tls);
+    return tls > 0;
+}
+
 enum outcome attempt_verdict(struct exchange *ex, CURLcode rc)
 {
     struct attempt_record *t = &ex->tries[ex->n_tries - 1];
@@ -264,6 +277,11 @@ enum outcome attempt_verdict(struct exchange *ex, CURLcode rc)
     if (ex->fail_outcome != OUT_NONE) {
         o = ex->fail_outcome;
         snprintf(t->detail, sizeof t->detail, "%s", ex->fail_detail);
+    } else if (rc == CURLE_OPERATION_TIMEDOUT && ex->easy && !connected(ex)) {
+        /* curl says "timeout" for connect_ms too; that is the connect trigger */
+        o = OUT_CONNECT;
+        snprintf(t->detail, sizeof t->detail, "no connection within connect_ms=%ld",
+                 ex->cfg->backends[ex->backend].timeouts.connect_ms);
     } else if (rc != CURLE_OK) {
         o = from_curl(rc);
         snprintf(t->detail, sizeof t->detail, "%s", curl_easy_strerror(rc));
