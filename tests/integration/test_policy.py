@@ -1,10 +1,12 @@
 """test_policy.py — issue 4 as a client sees it: a sensitive request reaches
 only a cleared backend, whatever fails; the header raises, never lowers;
-hostile encodings are still seen; explain tells why without the text."""
+hostile encodings are still seen; explain tells why without the text; logs
+and error messages never carry the matched text."""
 import json
 import time
 
 from harness import CLOUD_ENV, Airlock, Mock, check, closed_port, test, two_backends
+from util_faults import scanned_text
 
 FAST = "timeouts: { connect_ms: 300, first_byte_ms: 500 }"
 CUSTOM = """sensitivity:
@@ -20,16 +22,18 @@ CUSTOM = """sensitivity:
     - { name: corp-hosts, regex: '[a-z0-9-]+\\.corp\\.example\\.com', level: confidential }
 """
 
+KEY = "sk-proj-" + "a1B2c3D4e5F6g7H8i9J0" * 2
+# detector -> (request text, the sensitive part of it, expected level)
 SAMPLES = {
-    "email": "please mail jane.doe@example.com today",
-    "phone": "call me on +44 20 7946 0958 tomorrow",
-    "credit_card": "card 4111 1111 1111 1111 exp 12/29",
-    "us_ssn": "my SSN is 123-45-6789",
-    "iban": "pay to GB82 WEST 1234 5698 7654 32 please",
-    "secret_key": "use key sk-proj-" + "a1B2c3D4e5F6g7H8i9J0" * 2 + " in prod",
-    "ipv4": "the db is at 10.20.30.40 now",
-    "codenames": "status of project Nightjar?",
-    "corp-hosts": "deploy to build-01.corp.example.com",
+    "email": ("please mail jane.doe@example.com today", "jane.doe@example.com", "confidential"),
+    "phone": ("call me on +44 20 7946 0958 tomorrow", "7946 0958", "confidential"),
+    "credit_card": ("card 4111 1111 1111 1111 exp 12/29", "4111 1111 1111 1111", "secret"),
+    "us_ssn": ("my SSN is 123-45-6789", "123-45-6789", "secret"),
+    "iban": ("pay to GB82 WEST 1234 5698 7654 32 please", "GB82 WEST 1234", "secret"),
+    "secret_key": ("use key %s in prod" % KEY, KEY, "secret"),
+    "ipv4": ("the db is at 10.20.30.40 now", "10.20.30.40", "confidential"),
+    "codenames": ("status of project Nightjar?", "Nightjar", "confidential"),
+    "corp-hosts": ("deploy to build-01.corp.example.com", "build-01.corp.example.com", "confidential"),
 }
 
 
@@ -37,11 +41,24 @@ def policy_daemon(local, cloud, fallback=""):
     return Airlock(two_backends(local, cloud, local_extra=FAST, fallback=fallback) + CUSTOM, env=CLOUD_ENV)
 
 
-def no_cleared(r):
-    check(r.status == 503, "expected 503, got %d %r" % (r.status, r.body[:200]))
-    e = r.json()["error"]
-    check(e["type"] == "airlock_policy" and e["code"] == "no_cleared_backend", e)
-    check(r.headers.get("x-should-retry") == "false", "x-should-retry")
+def no_cleared(r, what, secret=None):
+    body = getattr(r, "body", None) or r.raw        # a Resp, or a StreamResult that got no stream
+    check(r.status == 503, "%s: expected 503, got %d %r" % (what, r.status, body[:300]))
+    e = json.loads(body)["error"]
+    check(e["type"] == "airlock_policy" and e["code"] == "no_cleared_backend", "%s: %r" % (what, e))
+    check(r.headers.get("x-should-retry") == "false", "%s: x-should-retry %r" % (what, r.headers.get("x-should-retry")))
+    check("cloud: excluded (clearance)" in e["message"], "%s: message does not say why cloud was not used: %s" %
+          (what, e["message"]))
+    if secret:
+        check(secret not in e["message"], "%s: the error message carries the matched text" % what)
+    return e
+
+
+def assert_no_text_in_logs(a, secrets):
+    time.sleep(0.1)
+    text = a.stderr_text()
+    for s in secrets:
+        check(s not in text, "the daemon's log contains matched text %r" % s)
 
 
 @test("policy: each detector keeps its request on the cleared backend", timeout=90)
@@ -49,53 +66,69 @@ def _():
     local, cloud = Mock("ollama", "local"), Mock("openai", "cloud")
     a = policy_daemon(local, cloud)
     try:
-        for name, text in SAMPLES.items():
+        for name, (text, secret, level) in SAMPLES.items():
             r = a.chat(text)
             check(r.status == 200 and r.headers["x-airlock-backend"] == "local", "%s: %s" % (name, r.headers))
-            check(r.headers["x-airlock-level"] in ("confidential", "secret"), "%s level %s" %
-                  (name, r.headers["x-airlock-level"]))
+            check(r.headers["x-airlock-level"] == level, "%s: level %s, wanted %s" %
+                  (name, r.headers["x-airlock-level"], level))
+            check(secret in local.requests()[-1]["body"], "%s: the cleared backend did not get the request" % name)
             s = a.chat(text, stream=True)
-            check(s.status == 200 and s.done, name + " stream")
+            check(s.status == 200 and s.done and s.headers["x-airlock-backend"] == "local", name + " stream")
+            e = a.request("POST", "/v1/embeddings", {"model": "m", "input": ["fine", text]})
+            check(e.status == 200 and e.headers["x-airlock-backend"] == "local", name + " embeddings")
         check(cloud.count() == 0, "the cloud received %d sensitive requests" % cloud.count())
         r = a.chat("what is a mutex?")
         check(r.headers["x-airlock-level"] == "public", "plain text level")
-        # a public request may go to the cloud when local fails
+        # the test can see the cloud: a public request goes there when local fails
         local.script([{"kind": "status", "code": 500}])
         r = a.chat("what is a mutex?")
-        check(r.headers["x-airlock-backend"] == "cloud", "public fallback")
+        check(r.headers["x-airlock-backend"] == "cloud" and cloud.count() == 1, "public fallback")
+        assert_no_text_in_logs(a, [s for _, s, _ in SAMPLES.values()])
     finally:
         a.stop()
         local.stop()
         cloud.stop()
 
 
-@test("policy: local down, failing or slow -> 503, never the cloud", timeout=120)
+@test("policy: local refused, failing, slow or rate-limited -> 503 no_cleared_backend, never the cloud", timeout=150)
 def _():
-    faults = [("500", [{"kind": "status", "code": 500}]), ("hang", [{"kind": "hang"}]),
-              ("429", [{"kind": "rate_limit", "retry_after": 1}]), ("ctx", [{"kind": "context_length"}]),
-              ("stream error", [{"kind": "stream_error", "after": 0}])]
+    faults = [("500", {"kind": "status", "code": 500}, "HTTP 500"),
+              ("hang", {"kind": "hang"}, "first_byte_ms"),
+              ("429", {"kind": "rate_limit", "retry_after": 1}, "429"),
+              ("context length", {"kind": "context_length"}, "context length"),
+              ("closed", {"kind": "close"}, "local:"),
+              ("stream error", {"kind": "stream_error", "after": 0}, "error event")]
     cloud = Mock("openai", "cloud")
     try:
         a = policy_daemon("http://127.0.0.1:%d/v1" % closed_port(), cloud)
         try:
-            for name, text in SAMPLES.items():
-                no_cleared(a.chat(text))
-            s = a.chat(SAMPLES["email"], stream=True)
-            check(s.status == 503, "stream: %d" % s.status)
+            for name, (text, secret, _) in SAMPLES.items():
+                e = no_cleared(a.chat(text), "refused/" + name, secret)
+                check("local: " in e["message"], "the message does not name the failed local backend: %s" %
+                      e["message"])
+            s = a.chat(SAMPLES["email"][0], stream=True)
+            no_cleared(s, "refused/stream")
+            assert_no_text_in_logs(a, [s for _, s, _ in SAMPLES.values()])
         finally:
             a.stop()
-        for fname, fault in faults:
+        for fname, fault, why in faults:
             local = Mock("openai", "local")
             a = policy_daemon(local, cloud, fallback="fallback: { circuit: { failures: 2, open_ms: 60000 } }\n")
             try:
-                local.default(fault[0])
-                for name, text in SAMPLES.items():
-                    r = a.chat(text, stream=(fname == "stream error"))
-                    check(r.status in (502, 503, 504), "%s/%s: %d" % (fname, name, r.status))
-                # the circuit is open now: airlock still tries the local one
-                # (the only cleared backend) rather than the cloud
-                r = a.chat(SAMPLES["credit_card"], stream=(fname == "stream error"))
-                check(r.status in (502, 503, 504), "%s, circuit open: %d" % (fname, r.status))
+                local.default(fault)
+                stream = fname == "stream error"
+                for name, (text, secret, _) in SAMPLES.items():
+                    t0 = time.time()
+                    r = a.chat(text, stream=stream)
+                    e = no_cleared(r, "%s/%s" % (fname, name), secret)
+                    check(why in e["message"], "%s/%s: the message does not say why local failed: %s" %
+                          (fname, name, e["message"]))
+                    check(time.time() - t0 < 0.5 + 1.0, "%s/%s took %.2fs" % (fname, name, time.time() - t0))
+                # the circuit is open now: airlock tries the only cleared backend
+                # anyway rather than anything else
+                n = local.count()
+                no_cleared(a.chat(SAMPLES["credit_card"][0], stream=stream), "%s, circuit open" % fname)
+                check(local.count() == n + 1, "%s: the circuit-open try-anyway did not go to local" % fname)
             finally:
                 a.stop()
                 local.stop()
@@ -104,21 +137,28 @@ def _():
         cloud.stop()
 
 
-@test("policy: the level header raises, never lowers; bad value is a 400")
+@test("policy: the level header raises, never lowers; bad value is a 400 and nothing is forwarded")
 def _():
     local, cloud = Mock("openai", "local"), Mock("openai", "cloud")
     local.default({"kind": "status", "code": 500})
     a = policy_daemon(local, cloud)
     try:
-        r = a.chat("hello", headers={"x-airlock-level": "secret"})
-        no_cleared(r)
-        r = a.chat(SAMPLES["email"], headers={"x-airlock-level": "public"})
-        no_cleared(r)
+        no_cleared(a.chat("hello", headers={"x-airlock-level": "secret"}), "raised to secret")
+        no_cleared(a.chat("hello", headers={"X-Airlock-Level": "CONFIDENTIAL"}), "header name/value case")
+        no_cleared(a.chat(SAMPLES["email"][0], headers={"x-airlock-level": "public"}), "lowered to public")
+        no_cleared(a.chat(SAMPLES["credit_card"][0], headers={"x-airlock-level": "internal"}), "lowered to internal")
         r = a.chat("hello", headers={"x-airlock-level": "internal"})
         check(r.status == 200 and r.headers["x-airlock-level"] == "internal" and
-              r.headers["x-airlock-backend"] == "cloud", "internal may use the cloud")
-        r = a.chat("hello", headers={"x-airlock-level": "ultra"})
-        check(r.status == 400 and r.json()["error"]["code"] == "invalid_level", r.body)
+              r.headers["x-airlock-backend"] == "cloud", "internal may use the cloud: %r" % r.headers)
+        r = a.request("POST", "/v1/airlock/explain", {"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+                      headers={"x-airlock-level": "secret"})
+        check(r.json()["level"] == "secret" and r.json()["classified_level"] == "public", "explain: %r" % r.body)
+        n_local, n_cloud = local.count(), cloud.count()
+        for bad in ("ultra", "", "secret,public", "3"):
+            r = a.chat("hello", headers={"x-airlock-level": bad})
+            check(r.status == 400 and r.json()["error"]["code"] == "invalid_level", "value %r: %d %r" %
+                  (bad, r.status, r.body))
+        check(local.count() == n_local and cloud.count() == n_cloud, "an invalid level header was forwarded")
         check(cloud.count() == 1, "cloud count %d" % cloud.count())
     finally:
         a.stop()
@@ -126,73 +166,143 @@ def _():
         cloud.stop()
 
 
+def chat_body(content, **extra):
+    b = {"model": "m", "messages": [{"role": "user", "content": content}]}
+    b.update(extra)
+    return json.dumps(b)
+
+
+# (name, raw body, the level it must get at least)
 HOSTILE = [
-    ("\\u escapes", '{"model":"m","messages":[{"role":"user","content":"jane.doe\\u0040example.com"}]}'),
-    ("all escaped", '{"model":"m","messages":[{"role":"user","content":"' +
-     "".join("\\u%04x" % ord(ch) for ch in "card 4111111111111111") + '"}]}'),
-    ("surrogate pair", '{"model":"m","messages":[{"role":"user","content":"\\ud83d\\ude00 jane@example.com"}]}'),
-    ("content array split", json.dumps({"model": "m", "messages": [{"role": "user", "content": [
-        {"type": "text", "text": "mail jane.doe@exa"}, {"type": "text", "text": "mple.com"}]}]})),
+    ("\\u0040 escape", chat_body("x").replace('"x"', '"jane.doe\\u0040example.com"'), "confidential"),
+    ("every character escaped", chat_body("x").replace('"x"', '"%s"' % "".join(
+        "\\u%04x" % ord(ch) for ch in "card 4111111111111111")), "secret"),
+    ("upper-case escapes", chat_body("x").replace('"x"', '"JANE\\u0040EXAMPLE\\u002ECOM"'), "confidential"),
+    ("surrogate pair beside", chat_body("x").replace('"x"', '"\\ud83d\\ude00jane@example.com\\ud83d\\ude00"'),
+     "confidential"),
+    ("escaped key name", '{"model":"m","mess\\u0061ges":[{"role":"user","content":"jane\\u0040example.com"}]}',
+     "confidential"),
+    ("content parts split mid-email", json.dumps({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "mail jane.doe@exa"}, {"type": "text", "text": "mple.com"}]}]}), "confidential"),
+    ("content parts split mid-card", json.dumps({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "4111 1111 "}, {"type": "text", "text": "1111 1111"}]}]}), "secret"),
+    ("content parts split mid-keyword", json.dumps({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "project Night"}, {"type": "text", "text": "jar status"}]}]}), "confidential"),
     ("tool call arguments", json.dumps({"model": "m", "messages": [{"role": "assistant", "tool_calls": [
         {"id": "1", "type": "function", "function": {"name": "pay", "arguments":
-                                                     json.dumps({"iban": "GB82WEST12345698765432"})}}]}]})),
+                                                     json.dumps({"iban": "GB82WEST12345698765432"})}}]}]}), "secret"),
+    ("escaped JSON in tool arguments", json.dumps({"model": "m", "messages": [{"role": "assistant", "tool_calls": [
+        {"id": "1", "type": "function", "function": {"name": "mail", "arguments":
+                                                     '{"to":"ann\\u0040corp.io"}'}}]}]}), "confidential"),
     ("tool result", json.dumps({"model": "m", "messages": [{"role": "tool", "tool_call_id": "1",
-                                                              "content": "SSN 123-45-6789"}]})),
-    ("tool definition", json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [
-        {"type": "function", "function": {"name": "f", "description": "Nightjar helper",
-                                          "parameters": {"type": "object"}}}]})),
+                                                              "content": "SSN 123-45-6789"}]}), "secret"),
+    ("tool definition", chat_body("hi", tools=[{"type": "function", "function": {
+        "name": "f", "description": "Nightjar helper", "parameters": {"type": "object"}}}]), "confidential"),
+    ("tool parameter enum", chat_body("hi", tools=[{"type": "function", "function": {
+        "name": "f", "parameters": {"type": "object", "properties": {"to": {"type": "string",
+                                                                            "enum": ["jane@example.com"]}}}}}]),
+     "confidential"),
+    ("legacy functions", chat_body("hi", functions=[{"name": "f", "description": "Bluebird ops", "parameters": {}}]),
+     "confidential"),
     ("name field", json.dumps({"model": "m", "messages": [{"role": "user", "name": "jane@example.com",
-                                                             "content": "hi"}]})),
-    ("unknown field", json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}],
-                                  "metadata": {"note": "4111-1111-1111-1111"}})),
-    ("image", json.dumps({"model": "m", "messages": [{"role": "user", "content": [
+                                                             "content": "hi"}]}), "confidential"),
+    ("unknown nested field", chat_body("hi", metadata={"note": "4111-1111-1111-1111"}), "secret"),
+    ("object key", chat_body("hi", metadata={"jane@example.com": 1}), "confidential"),
+    ("card as a JSON number", chat_body("hi").replace('"messages"', '"n":4111111111111111,"messages"'), "secret"),
+    ("stop sequence", chat_body("hi", stop=["123-45-6789"]), "secret"),
+    ("response_format schema", chat_body("hi", response_format={"type": "json_schema", "json_schema": {
+        "name": "x", "schema": {"description": "AKIAIOSFODNN7EXAMPLE"}}}), "secret"),
+    ("model field", chat_body("hi").replace('"model": "m"', '"model": "jane@example.com"'), "confidential"),
+    ("duplicate messages key", '{"model":"m","messages":[{"role":"user","content":"hi"}],'
+                               '"messages":[{"role":"user","content":"jane@example.com"}]}', "confidential"),
+    ("image part (unreadable)", json.dumps({"model": "m", "messages": [{"role": "user", "content": [
         {"type": "text", "text": "what is this?"},
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "iVBORw0KGgo" * 40}}]}]})),
-    ("escaped NUL", '{"model":"m","messages":[{"role":"user","content":"hi\\u0000 jane@example.com"}]}'),
-    ("long conversation", json.dumps({"model": "m", "messages": [
+        {"type": "image_url", "image_url": {"url": "https://example.org/cat.png"}}]}]}), "secret"),
+    ("audio part (unreadable)", json.dumps({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}]}]}), "secret"),
+    ("data: URI", chat_body("data:image/png;base64,iVBORw0KGgo="), "secret"),
+    ("pasted base64 blob", chat_body("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3" * 8), "secret"),
+    ("escaped NUL", chat_body("x").replace('"x"', '"hi\\u0000 jane@example.com"'), "secret"),
+    ("long conversation, last turn", json.dumps({"model": "m", "messages": [
         {"role": "user" if i % 2 else "assistant", "content": "turn %d about the weather" % i}
-        for i in range(400)] + [{"role": "user", "content": "and my card is 5555 5555 5555 4444"}]})),
+        for i in range(400)] + [{"role": "user", "content": "and my card is 5555 5555 5555 4444"}]}), "secret"),
 ]
+HOSTILE_EMB = [
+    ("embeddings input array", json.dumps({"model": "m", "input": ["fine", "jane.doe@example.com"]}), "confidential"),
+    ("embeddings input string", json.dumps({"model": "m", "input": "my SSN is 123-45-6789"}), "secret"),
+    ("embeddings token ids (unreadable)", json.dumps({"model": "m", "input": [[101, 2023, 102]]}), "secret"),
+]
+LEVELS = ["public", "internal", "confidential", "secret"]
 
 
-@test("policy: hostile encodings are still classified", timeout=60)
+@test("policy: hostile encodings are still classified, and never reach the cloud", timeout=60)
 def _():
     local, cloud = Mock("openai", "local"), Mock("openai", "cloud")
     local.default({"kind": "status", "code": 503})
     a = policy_daemon(local, cloud)
     try:
-        for name, body in HOSTILE:
-            r = a.request("POST", "/v1/chat/completions", body)
-            check(r.status == 503, "%s: %d %r" % (name, r.status, r.body[:200]))
-        emb = a.request("POST", "/v1/embeddings", {"model": "m", "input": ["fine", "jane.doe@example.com"]})
-        check(emb.status == 503, "embeddings input: %d" % emb.status)
+        for name, body, want in HOSTILE + HOSTILE_EMB:
+            e = a.request("POST", "/v1/airlock/explain", body)
+            check(e.status == 200, "%s: explain %d %r" % (name, e.status, e.body[:200]))
+            got = e.json()["level"]
+            check(LEVELS.index(got) >= LEVELS.index(want), "%s: level %s, wanted at least %s" % (name, got, want))
+            if "unreadable" in name:
+                check(e.json()["unreadable_parts"] >= 1, "%s: unreadable_parts %r" % (name, e.json()))
+            path = "/v1/embeddings" if name.startswith("embeddings") else "/v1/chat/completions"
+            no_cleared(a.request("POST", path, body), name)
         check(cloud.count() == 0, "the cloud received %d requests" % cloud.count())
+        check(local.count() == len(HOSTILE) + len(HOSTILE_EMB), "local (cleared) was not tried for every request")
     finally:
         a.stop()
         local.stop()
         cloud.stop()
 
 
-@test("explain: level, detectors with offsets but no text, route, candidates, exclusions; nothing forwarded")
+@test("explain: level, detectors with exact offsets but no text, route, candidates, exclusions; nothing forwarded")
 def _():
     local, cloud = Mock("openai", "local"), Mock("openai", "cloud")
     a = policy_daemon(local, cloud)
     try:
-        secret = "jane.doe@example.com"
-        r = a.request("POST", "/v1/airlock/explain",
-                      {"model": "m", "messages": [{"role": "user", "content": "mail " + secret}]})
+        body = {"model": "m", "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "mail jane.doe@example.com or bob@example.org, card 4111 1111 1111 1111"},
+            {"role": "user", "content": [{"type": "text", "text": "and Nightjar at 10.20.3"},
+                                         {"type": "text", "text": "0.40 / ann@exa"}, {"type": "text", "text": "mple.com"}]}]}
+        r = a.request("POST", "/v1/airlock/explain", body)
         check(r.status == 200, r.body)
         e = r.json()
-        check(e["level"] == "confidential", e)
-        det = [d for d in e["detectors"] if d["name"] == "email"]
-        check(det and det[0]["count"] == 1 and det[0]["offsets"], e["detectors"])
+        check(e["level"] == "secret" and e["classified_level"] == "secret", e)
+        det = {d["name"]: d for d in e["detectors"]}
+        check(set(det) == {"email", "credit_card", "codenames", "ipv4"}, "detectors %r" % sorted(det))
+        check(det["email"]["count"] == 3 and det["credit_card"]["count"] == 1, "counts %r" % e["detectors"])
+        st = scanned_text(body)
+        for name, want in (("email", [b"jane.doe@example.com", b"bob@example.org", b"ann@example.com"]),
+                           ("credit_card", [b"4111 1111 1111 1111"]), ("codenames", [b"Nightjar"]),
+                           ("ipv4", [b"10.20.30.40"])):
+            offs = det[name]["offsets"]
+            hits = sorted(w for o in offs for w in want if st[o:o + len(w)] == w)
+            check(len(offs) == len(want) and hits == sorted(want), "%s offsets %r point at %r in the scanned text" %
+                  (name, offs, [st[o:o + 20] for o in offs]))
+            check(det[name]["level"] in LEVELS, det[name])
         check(e["route"] == "default", e)
         check([c["backend"] for c in e["candidates"]] == ["local"], e["candidates"])
-        check(any(x["backend"] == "cloud" and x["reason"] == "clearance" for x in e["excluded"]), e["excluded"])
-        check(secret not in r.body.decode() and "jane" not in r.body.decode(), "matched text in explain")
+        check(e["excluded"] == [{"backend": "cloud", "reason": "clearance"}], e["excluded"])
+        for secret in ("jane", "bob@", "4111", "Nightjar", "10.20.30", "ann@"):
+            check(secret not in r.body.decode(), "matched text %r in explain" % secret)
+        # every sample: explain names its detector and never echoes the text
+        for name, (text, secret, level) in SAMPLES.items():
+            r = a.request("POST", "/v1/airlock/explain", {"model": "m", "messages": [{"role": "user", "content": text}]})
+            names = [d["name"] for d in r.json()["detectors"]]
+            check(name in names and r.json()["level"] == level, "%s: %r" % (name, r.body))
+            check(secret not in r.body.decode(), "%s: matched text in explain" % name)
+        r = a.request("POST", "/v1/airlock/explain", {"model": "m", "input": ["x", "call +44 20 7946 0958 now"]})
+        check(r.status == 200 and [d["name"] for d in r.json()["detectors"]] == ["phone"], "embeddings explain %r" % r.body)
+        r = a.request("POST", "/v1/airlock/explain", {"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+        check(r.json()["level"] == "public" and [c["backend"] for c in r.json()["candidates"]] == ["local", "cloud"],
+              "public explain %r" % r.body)
         check(local.count() == 0 and cloud.count() == 0, "explain forwarded a request")
-        time.sleep(0.1)
-        check("jane" not in a.stderr_text(), "matched text in the log")
+        assert_no_text_in_logs(a, ["jane", "bob@", "4111 1111", "Nightjar", "10.20.30", "ann@"] +
+                               [s for _, s, _ in SAMPLES.values()])
     finally:
         a.stop()
         local.stop()
@@ -203,18 +313,24 @@ def _():
 def _():
     local, cloud = Mock("openai", "local"), Mock("openai", "cloud")
     routes = ("routes:\n  - { name: cloud-first, when: { model: 'gpt-*' }, use: [cloud, local] }\n"
+              "  - { name: cloud-only, when: { model: 'only-cloud' }, use: [cloud] }\n"
               "  - { name: private, when: { level_at_least: confidential }, use: [local] }\n"
               "  - { name: default, use: [local, cloud] }\n")
     a = Airlock(two_backends(local, cloud, local_extra=FAST, routes=routes), env=CLOUD_ENV)
     try:
-        r = a.chat(SAMPLES["email"], model="gpt-4o")
+        r = a.chat(SAMPLES["email"][0], model="gpt-4o")
         check(r.headers["x-airlock-rule"] == "cloud-first" and r.headers["x-airlock-backend"] == "local",
               "a sensitive request on a cloud-first route: %r" % r.headers)
-        r = a.chat(SAMPLES["email"], model="llama")
+        r = a.chat(SAMPLES["email"][0], model="llama")
         check(r.headers["x-airlock-rule"] == "private", r.headers)
         r = a.chat("hi", model="gpt-4o")
         check(r.headers["x-airlock-backend"] == "cloud", "public goes to the cloud first on that route")
+        # a route whose only backend is not cleared: 503, nothing forwarded
+        n = local.count()
+        no_cleared(a.chat(SAMPLES["email"][0], model="only-cloud"), "cloud-only route")
+        check(local.count() == n, "a route without local sent the request to local")
         check(all("jane" not in q["body"] for q in cloud.requests()), "email reached the cloud")
+        check(cloud.count() == 1, "cloud count %d" % cloud.count())
     finally:
         a.stop()
         local.stop()
@@ -237,7 +353,7 @@ def _():
     def load():
         i = 0
         while time.time() < stop:
-            text = list(SAMPLES.values())[i % len(SAMPLES)]
+            text = list(SAMPLES.values())[i % len(SAMPLES)][0]
             statuses.append(a.chat(text, stream=(i % 3 == 0), timeout=10).status)
             i += 1
 
@@ -255,7 +371,7 @@ def _():
         for t in threads:
             t.join(15)
         check(len(statuses) > 50 and n > 20, "%d requests over %d reloads" % (len(statuses), n))
-        check(all(s in (502, 503, 504) for s in statuses), "unexpected statuses %r" % set(statuses))
+        check(set(statuses) == {503}, "unexpected statuses %r" % set(statuses))
         check(cloud.count() == 0, "the cloud received %d sensitive requests during reloads" % cloud.count())
         print("   %d sensitive requests across %d reloads: cloud received 0" % (len(statuses), n))
     finally:
