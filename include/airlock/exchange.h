@@ -117,6 +117,8 @@ struct exchange {
     int on_active_list;
     struct exchange *unpause_next;  /* worker's list of transfers to resume */
     int on_unpause_list;
+    struct exchange *reading_prev, *reading_next; /* worker's list of bodies still arriving */
+    int on_reading_list;
 
     /* stream relay */
     struct sse_parser sse;

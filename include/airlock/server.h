@@ -27,6 +27,8 @@ struct worker {
     struct exchange *active;    /* transfers with deadlines of our own */
     uint64_t next_deadline;     /* ms; 0 = none */
     struct exchange *unpause;   /* paused transfers whose client has drained */
+    struct exchange *reading;   /* requests whose body is still arriving */
+    uint64_t next_reap;         /* ms: next look for clients that hung up mid-body */
     int draining;
     int in_flight;              /* exchanges not yet completed */
     int suspended;              /* connections parked with MHD_suspend_connection */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "airlock/exchange.h"
 #include "airlock/server.h"
@@ -37,6 +38,48 @@ void exchange_resume(struct exchange *ex)
     ex->worker->suspended--;
     ex->worker->mhd_due = 1;
     MHD_resume_connection(ex->conn);
+}
+
+static void reading_add(struct worker *w, struct exchange *ex)
+{
+    ex->reading_prev = NULL;
+    ex->reading_next = w->reading;
+    if (w->reading)
+        w->reading->reading_prev = ex;
+    w->reading = ex;
+    ex->on_reading_list = 1;
+}
+
+static void reading_remove(struct worker *w, struct exchange *ex)
+{
+    if (!ex->on_reading_list)
+        return;
+    if (ex->reading_prev)
+        ex->reading_prev->reading_next = ex->reading_next;
+    else
+        w->reading = ex->reading_next;
+    if (ex->reading_next)
+        ex->reading_next->reading_prev = ex->reading_prev;
+    ex->reading_prev = ex->reading_next = NULL;
+    ex->on_reading_list = 0;
+}
+
+/* A request still reading its body whose socket says end-of-file (nothing
+ * left unread) can never complete. Shutting the socket down gives MHD the
+ * edge it missed: it reads the EOF and completes the request as aborted. */
+void request_reap_half_closed(struct worker *w)
+{
+    for (struct exchange *ex = w->reading, *next; ex; ex = next) {
+        next = ex->reading_next;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        char c;
+        if (ci && recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+            reading_remove(w, ex);
+            shutdown(ci->connect_fd, SHUT_RDWR);
+            w->mhd_due = 1;
+        }
+    }
 }
 
 static enum endpoint endpoint_of(const char *url)
@@ -132,6 +175,7 @@ static struct exchange *exchange_new(struct worker *w, struct MHD_Connection *co
     ex->level = ex->cfg->n_levels - 1;  /* until classified: the top (fail closed) */
     make_request_id(ex);
     w->in_flight++;
+    reading_add(w, ex);
     return ex;
 }
 
@@ -148,6 +192,7 @@ static void exchange_free(struct exchange *ex)
     sse_free(&ex->sse);
     struct worker *w = ex->worker;
     w->in_flight--;
+    reading_remove(w, ex);
     config_unref(ex->cfg);
     if (w->n_spare_ex < 256) {
         ex->spare_next = w->spare_ex;
@@ -192,6 +237,7 @@ static int peer_allowed(struct exchange *ex)
 
 static void dispatch(struct exchange *ex)
 {
+    reading_remove(ex->worker, ex);
     if (!peer_allowed(ex)) {
         respond_error(ex, 403, "permission_error", "forbidden", NULL,
                       "only loopback clients may connect when no client keys are configured");

@@ -13,5 +13,9 @@ enum MHD_Result request_handler(void *cls, struct MHD_Connection *conn, const ch
 void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                        enum MHD_RequestTerminationCode toe);
 int request_in_flight(const struct worker *w);
+/* Ends requests whose client half-closed before sending the whole body: MHD
+ * (0.9.75, edge-triggered epoll) misses an EOF that arrives with the last
+ * data, and such a connection would wait for its idle timeout. */
+void request_reap_half_closed(struct worker *w);
 
 #endif

@@ -238,6 +238,14 @@ static void *worker_main(void *arg)
                 break;
         }
 
+        if (w->reading && (w->draining || now >= w->next_reap)) {
+            request_reap_half_closed(w);
+            w->next_reap = now + 1000;
+            if (w->mhd_due) {
+                w->mhd_due = 0;
+                MHD_run(w->mhd);
+            }
+        }
         if (w->draining) {
             if (request_in_flight(w) == 0 || now >= w->drain_deadline)
                 break;
