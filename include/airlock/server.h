@@ -22,12 +22,15 @@ struct worker {
     struct MHD_Daemon *mhd;
     int mhd_epfd;
     CURLM *multi;
+    uint32_t *curl_fd_events;   /* per fd: epoll mask curl asked for, PARKED, or 0 */
+    int n_curl_fd;
     long curl_timeout_ms;       /* from CURLMOPT_TIMERFUNCTION; -1 = none */
     uint64_t curl_timer_set_at;
     struct exchange *active;    /* transfers with deadlines of our own */
     uint64_t next_deadline;     /* ms; 0 = none */
     struct exchange *unpause;   /* paused transfers whose client has drained */
     struct exchange *reading;   /* requests whose body is still arriving */
+    struct buf log;             /* request lines not yet written */
     uint64_t next_reap;         /* ms: next look for clients that hung up mid-body */
     int draining;
     int in_flight;              /* exchanges not yet completed */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "airlock/exchange.h"
@@ -43,26 +44,82 @@ void server_set_config(struct config *cfg)
 
 /* ---- curl multi <-> epoll ---- */
 
+/* A socket curl no longer watches (its connection went back to the pool)
+ * stays in the epoll set with its last mask, marked parked: when the next
+ * request on that connection asks for the same events, no syscall at all.
+ * That is safe only for sockets whose close we see: the ones curl opens and
+ * closes through curl_open_socket()/curl_close_socket() (OWNED). Others
+ * (the resolver's socketpair) are added and removed the plain way. An event
+ * on a parked socket (the upstream closed the idle connection) takes it out
+ * of the set for real. */
+#define CURL_FD_OWNED 0x80000000u
+#define CURL_FD_PARKED 0x40000000u
+#define CURL_FD_MASK (EPOLLIN | EPOLLOUT)
+
+static uint32_t *curl_fd_slot(struct worker *w, curl_socket_t s)
+{
+    if (s < 0)
+        return NULL;
+    if (s >= w->n_curl_fd) {
+        int n = w->n_curl_fd ? w->n_curl_fd : 256;
+        while (n <= s)
+            n *= 2;
+        uint32_t *t = realloc(w->curl_fd_events, (size_t)n * sizeof *t);
+        if (!t)
+            return NULL;
+        memset(t + w->n_curl_fd, 0, (size_t)(n - w->n_curl_fd) * sizeof *t);
+        w->curl_fd_events = t;
+        w->n_curl_fd = n;
+    }
+    return &w->curl_fd_events[s];
+}
+
+static curl_socket_t curl_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct worker *w = clientp;
+    (void)purpose;
+    curl_socket_t s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    uint32_t *slot = curl_fd_slot(w, s);
+    if (slot)
+        *slot = CURL_FD_OWNED;
+    return s;
+}
+
+static int curl_close_socket(void *clientp, curl_socket_t s)
+{
+    struct worker *w = clientp;
+    if (s >= 0 && s < w->n_curl_fd)
+        w->curl_fd_events[s] = 0;     /* close() takes it out of the epoll set */
+    return close(s);
+}
+
 static int curl_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     struct worker *w = userp;
     (void)easy;
+    (void)socketp;
+    uint32_t *slot = curl_fd_slot(w, s);
+    uint32_t owned = slot && (*slot & CURL_FD_OWNED);
     if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(w->epfd, EPOLL_CTL_DEL, s, NULL);
-        curl_multi_assign(w->multi, s, NULL);
+        if (owned && (*slot & CURL_FD_MASK))
+            *slot |= CURL_FD_PARKED;
+        else
+            epoll_ctl(w->epfd, EPOLL_CTL_DEL, s, NULL);
         return 0;
     }
     struct epoll_event ev = { 0 };
     ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
     ev.data.fd = s;
-    /* socketp marks a socket already in our epoll set: one syscall, not two */
-    if (socketp) {
-        if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, s, &ev) == 0 || errno != ENOENT)
-            return 0;
+    if (owned && (*slot & CURL_FD_MASK) == ev.events) {
+        *slot = CURL_FD_OWNED | ev.events;      /* already in the set as wanted */
+        return 0;
     }
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, s, &ev) < 0 && errno == EEXIST)
-        epoll_ctl(w->epfd, EPOLL_CTL_MOD, s, &ev);
-    curl_multi_assign(w->multi, s, w);
+    int op = owned && (*slot & CURL_FD_MASK) ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(w->epfd, op, s, &ev) < 0 &&
+        epoll_ctl(w->epfd, op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev) < 0)
+        log_event("warn", "worker %d: epoll_ctl on upstream socket: %s", w->id, strerror(errno));
+    if (owned)
+        *slot = CURL_FD_OWNED | ev.events;
     return 0;
 }
 
@@ -89,10 +146,19 @@ void worker_remove_transfer(struct worker *w, CURL *easy)
  * that showed in profiles at a few thousand requests per second. */
 CURL *worker_easy_get(struct worker *w)
 {
-    if (w->n_spare == 0)
-        return curl_easy_init();
-    CURL *e = w->spare[--w->n_spare];
-    curl_easy_reset(e);
+    CURL *e;
+    if (w->n_spare == 0) {
+        e = curl_easy_init();
+    } else {
+        e = w->spare[--w->n_spare];
+        curl_easy_reset(e);
+    }
+    if (e) {
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, curl_open_socket);
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, w);
+        curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, curl_close_socket);
+        curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, w);
+    }
     return e;
 }
 
@@ -186,6 +252,8 @@ static void *worker_main(void *arg)
     int running;
 
     for (;;) {
+        if (w->log.len)
+            log_flush(&w->log);
         uint64_t now = now_ms();
         int n = epoll_wait(w->epfd, events, MAX_EVENTS, loop_timeout(w, now));
         if (n < 0 && errno != EINTR)
@@ -201,6 +269,11 @@ static void *worker_main(void *arg)
                 if (read(w->wakefd, &v, sizeof v) < 0 && errno != EAGAIN)
                     log_event("warn", "worker %d: wake read failed", w->id);
                 begin_drain(w);
+                continue;
+            }
+            if (fd >= 0 && fd < w->n_curl_fd && (w->curl_fd_events[fd] & CURL_FD_PARKED)) {
+                epoll_ctl(w->epfd, EPOLL_CTL_DEL, fd, NULL);  /* a pooled connection closed */
+                w->curl_fd_events[fd] = CURL_FD_OWNED;
                 continue;
             }
             int flags = 0;
@@ -258,6 +331,7 @@ static void *worker_main(void *arg)
         for (int i = 0; i < 100 && w->suspended > 0; i++)
             MHD_run(w->mhd);
     }
+    log_flush(&w->log);
     return NULL;
 }
 
@@ -344,8 +418,11 @@ static void worker_fini(struct worker *w)
     while (w->n_spare > 0)
         curl_easy_cleanup(w->spare[--w->n_spare]);
     exchange_pool_free(w);
+    log_flush(&w->log);         /* lines of connections MHD_stop_daemon ended */
+    buf_free(&w->log);
     if (w->multi)
         curl_multi_cleanup(w->multi);
+    free(w->curl_fd_events);
     if (w->epfd >= 0)
         close(w->epfd);
     if (w->wakefd >= 0)

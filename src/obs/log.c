@@ -2,12 +2,15 @@
  * attempt's backend and outcome, status, latency, bytes), plus plain event
  * lines. Never prompt or completion text, never keys, never matched PII:
  * only names and numbers from the config and the exchange's bookkeeping. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "airlock/exchange.h"
+#include "airlock/server.h"
 
 const char *outcome_name(enum outcome o)
 {
@@ -31,13 +34,33 @@ static void timestamp(char *out, size_t n)
     snprintf(out + k, n - k, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
+/* Writes whole lines, at most PIPE_BUF bytes per write (atomic on a pipe:
+ * lines of different threads never interleave), and empties `lines`. */
+void log_flush(struct buf *lines)
+{
+    size_t off = 0;
+    while (off < lines->len) {
+        size_t n = lines->len - off;
+        if (n > 4096) {
+            const char *cut = memrchr(lines->data + off, '\n', 4096);
+            n = cut ? (size_t)(cut - (lines->data + off)) + 1 : 4096;
+        }
+        ssize_t k = write(STDERR_FILENO, lines->data + off, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;              /* stderr gone or full: drop rather than block the loop */
+        off += (size_t)k;
+    }
+    lines->len = 0;
+}
+
 static void write_line(struct buf *b)
 {
     if (!b->data)
         return;
     buf_puts(b, "\n");
-    fwrite(b->data, 1, b->len, stderr);    /* one write per line: lines never interleave */
-    fflush(stderr);
+    log_flush(b);
 }
 
 void log_exchange(const struct exchange *ex)
@@ -84,7 +107,10 @@ void log_exchange(const struct exchange *ex)
     }
     buf_appendf(&b, ",\"bytes_in\":%zu,\"bytes_out\":%zu,\"ms\":%.3f}", ex->body.len, ex->bytes_out,
                 (double)(now_us() - ex->started_us) / 1000.0);
-    write_line(&b);
+    if (buf_puts(&b, "\n") < 0 || buf_append(&ex->worker->log, b.data, b.len) < 0)
+        log_flush(&b);
+    else if (ex->worker->log.len >= 16384)
+        log_flush(&ex->worker->log);
     buf_free(&b);
 }
 

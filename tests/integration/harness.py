@@ -114,6 +114,9 @@ class Mock:
     def reset(self):
         self._call("POST", "/_mock/reset")
 
+    def drop_idle(self):
+        self._call("POST", "/_mock/drop_idle")
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.kill()

@@ -491,3 +491,41 @@ def _():
         fast.stop()
         for t in hung:
             t.join(10)
+
+
+@test("keep-alive: pooled upstream connections closed by the server are replaced, by IP and by name")
+def _():
+    # airlock keeps an idle pooled socket in its epoll set; when the server
+    # closes it the socket must leave the set (no spin, no hang), and the next
+    # request must get a fresh connection. By name, curl's resolver adds
+    # sockets of its own to the loop too.
+    m = Mock("openai", "pool")
+    by_name = m.url.replace("127.0.0.1", "localhost")
+    y = "backends:\n" + backend("ip", m) + backend("name", by_name)
+    y += ("routes:\n  - { name: n, when: { model: 'byname*' }, use: [name] }\n"
+          "  - { name: i, use: [ip] }\n")
+    a = Airlock(y)
+    try:
+        for round_ in range(20):
+            out = []
+            ths = [threading.Thread(target=lambda k=k: out.append(a.chat("hi", model="byname" if k % 2 else "m",
+                                                                          timeout=10)))
+                   for k in range(8)]
+            for t in ths:
+                t.start()
+            for t in ths:
+                t.join(15)
+            check(len(out) == 8 and all(r.status == 200 for r in out),
+                  "round %d: %s" % (round_, [r.status for r in out]))
+            m.drop_idle()
+            time.sleep(0.02)
+        time.sleep(0.3)
+        before = open("/proc/%d/stat" % a.proc.pid).read().split()
+        time.sleep(1.0)
+        after = open("/proc/%d/stat" % a.proc.pid).read().split()
+        ticks = (int(after[13]) + int(after[14])) - (int(before[13]) + int(before[14]))
+        check(ticks < 20, "airlock used %d ticks of CPU in 1 s while idle (spinning on closed sockets?)" % ticks)
+        check(m.count() == 160, "%d requests reached the mock" % m.count())
+    finally:
+        a.stop()
+        m.stop()

@@ -10,6 +10,7 @@ prints `PORT <n>` once listening. Control endpoints (never recorded):
     POST /_mock/default  one behaviour, used when the script is empty
     GET  /_mock/requests every API request received: method, path, headers, body, t
     POST /_mock/reset    clears script, default (back to ok) and records
+    POST /_mock/drop_idle closes every keep-alive connection between requests
     GET  /_mock/stats    {"requests", "open_connections", "aborted_streams"}
 
 Behaviours ({"kind": K, ...}): ok (chunks, chunk_delay_ms, content), hang,
@@ -28,7 +29,7 @@ import time
 
 FLAVOR = "openai"
 NAME = "mock"
-STATE = {"script": [], "default": {"kind": "ok"}, "records": [], "open": 0, "aborted": 0}
+STATE = {"script": [], "default": {"kind": "ok"}, "records": [], "open": 0, "aborted": 0, "idle": set()}
 
 
 def now():
@@ -163,6 +164,10 @@ async def control(w, method, path, body):
         STATE["default"] = json.loads(body or b"{}") or {"kind": "ok"}
     elif path == "/_mock/reset" and method == "POST":
         STATE.update(script=[], default={"kind": "ok"}, records=[], aborted=0)
+    elif path == "/_mock/drop_idle" and method == "POST":
+        for other in list(STATE["idle"]):   # keep-alive connections between requests
+            if other is not w:
+                other.close()
     elif path == "/_mock/requests":
         return await send_json(w, 200, STATE["records"])
     elif path == "/_mock/stats":
@@ -333,7 +338,9 @@ async def serve(r, w):
     STATE["open"] += 1
     try:
         while True:
+            STATE["idle"].add(w)
             req = await read_request(r)
+            STATE["idle"].discard(w)
             if req is None:
                 break
             method, path, headers, body = req
@@ -354,6 +361,7 @@ async def serve(r, w):
     except (ConnectionError, asyncio.IncompleteReadError, ValueError):
         pass
     finally:
+        STATE["idle"].discard(w)
         STATE["open"] -= 1
         try:
             w.close()
