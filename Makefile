@@ -84,7 +84,7 @@ fuzz:
 
 bench: all
 	@sh scripts/deps.sh all
-	sh bench/run.sh
+	bash bench/run.sh
 
 check-config: all
 	./$(BUILD)/airlock --check -c config/airlock.yaml
