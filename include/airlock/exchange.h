@@ -61,6 +61,12 @@ struct attempt_record {
     uint64_t ms;
 };
 
+/* A place on one of a worker's doubly linked lists of exchanges. */
+struct ex_link {
+    struct exchange *prev, *next;
+    int linked;
+};
+
 struct exchange {
     struct exchange *spare_next;    /* on the worker's list of spare exchanges */
     struct worker *worker;
@@ -113,12 +119,10 @@ struct exchange {
     int retry_candidate;
     int paused;                     /* upstream paused for backpressure */
     int want_unpause;
-    struct exchange *active_prev, *active_next;   /* worker's list of running transfers */
-    int on_active_list;
+    struct ex_link active;          /* worker's list of running transfers */
     struct exchange *unpause_next;  /* worker's list of transfers to resume */
     int on_unpause_list;
-    struct exchange *reading_prev, *reading_next; /* worker's list of bodies still arriving */
-    int on_reading_list;
+    struct ex_link reading;         /* worker's list of bodies still arriving */
 
     /* stream relay */
     struct sse_parser sse;
@@ -136,6 +140,12 @@ struct exchange {
     int suspended;
     size_t bytes_out;
 };
+
+/* http/server.c: lists through the ex_link at `off` in each exchange
+ * (offsetof(struct exchange, active), ...); adding twice, removing an
+ * exchange not on the list: no-ops. */
+void ex_list_add(struct exchange **head, struct exchange *ex, size_t off);
+void ex_list_remove(struct exchange **head, struct exchange *ex, size_t off);
 
 /* http/request.c */
 int request_add_common_headers(struct exchange *ex, struct MHD_Response *r);

@@ -4,6 +4,7 @@
  * exchange's lifetime: created on the first callback, freed on completion. */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,26 +43,12 @@ void exchange_resume(struct exchange *ex)
 
 static void reading_add(struct worker *w, struct exchange *ex)
 {
-    ex->reading_prev = NULL;
-    ex->reading_next = w->reading;
-    if (w->reading)
-        w->reading->reading_prev = ex;
-    w->reading = ex;
-    ex->on_reading_list = 1;
+    ex_list_add(&w->reading, ex, offsetof(struct exchange, reading));
 }
 
 static void reading_remove(struct worker *w, struct exchange *ex)
 {
-    if (!ex->on_reading_list)
-        return;
-    if (ex->reading_prev)
-        ex->reading_prev->reading_next = ex->reading_next;
-    else
-        w->reading = ex->reading_next;
-    if (ex->reading_next)
-        ex->reading_next->reading_prev = ex->reading_prev;
-    ex->reading_prev = ex->reading_next = NULL;
-    ex->on_reading_list = 0;
+    ex_list_remove(&w->reading, ex, offsetof(struct exchange, reading));
 }
 
 /* A request still reading its body whose socket says end-of-file (nothing
@@ -70,7 +57,7 @@ static void reading_remove(struct worker *w, struct exchange *ex)
 void request_reap_half_closed(struct worker *w)
 {
     for (struct exchange *ex = w->reading, *next; ex; ex = next) {
-        next = ex->reading_next;
+        next = ex->reading.next;
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         char c;

@@ -4,6 +4,7 @@
  * forwarded and relayed on a single thread without locks. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -181,30 +182,47 @@ static void drain_curl_messages(struct worker *w)
 
 /* ---- deadlines of our own (first byte, idle) ---- */
 
+static struct ex_link *link_at(struct exchange *ex, size_t off)
+{
+    return (struct ex_link *)((char *)ex + off);
+}
+
+void ex_list_add(struct exchange **head, struct exchange *ex, size_t off)
+{
+    struct ex_link *l = link_at(ex, off);
+    if (l->linked)
+        return;
+    l->prev = NULL;
+    l->next = *head;
+    if (*head)
+        link_at(*head, off)->prev = ex;
+    *head = ex;
+    l->linked = 1;
+}
+
+void ex_list_remove(struct exchange **head, struct exchange *ex, size_t off)
+{
+    struct ex_link *l = link_at(ex, off);
+    if (!l->linked)
+        return;
+    if (l->prev)
+        link_at(l->prev, off)->next = l->next;
+    else
+        *head = l->next;
+    if (l->next)
+        link_at(l->next, off)->prev = l->prev;
+    l->prev = l->next = NULL;
+    l->linked = 0;
+}
+
 void worker_track(struct worker *w, struct exchange *ex)
 {
-    if (ex->on_active_list)
-        return;
-    ex->active_prev = NULL;
-    ex->active_next = w->active;
-    if (w->active)
-        w->active->active_prev = ex;
-    w->active = ex;
-    ex->on_active_list = 1;
+    ex_list_add(&w->active, ex, offsetof(struct exchange, active));
 }
 
 void worker_untrack(struct worker *w, struct exchange *ex)
 {
-    if (!ex->on_active_list)
-        return;
-    if (ex->active_prev)
-        ex->active_prev->active_next = ex->active_next;
-    else
-        w->active = ex->active_next;
-    if (ex->active_next)
-        ex->active_next->active_prev = ex->active_prev;
-    ex->active_prev = ex->active_next = NULL;
-    ex->on_active_list = 0;
+    ex_list_remove(&w->active, ex, offsetof(struct exchange, active));
 }
 
 void worker_note_deadline(struct worker *w, uint64_t deadline_ms)

@@ -282,7 +282,7 @@ void proxy_check_deadlines(struct worker *w, uint64_t now)
     uint64_t next = 0;
     struct exchange *ex = w->active, *following;
     for (; ex; ex = following) {
-        following = ex->active_next;
+        following = ex->active.next;
         const struct backend *b = &ex->cfg->backends[ex->backend];
         if (ex->retry_at) {
             if (now >= ex->retry_at)
@@ -318,7 +318,7 @@ void proxy_check_deadlines(struct worker *w, uint64_t now)
     /* transfers started above noted their deadlines already */
     if (!w->next_deadline || w->next_deadline <= now || (next && next < w->next_deadline))
         w->next_deadline = next;
-    for (ex = w->active; ex; ex = ex->active_next) {
+    for (ex = w->active; ex; ex = ex->active.next) {
         worker_note_deadline(w, ex->first_byte_deadline);
         worker_note_deadline(w, ex->idle_deadline);
         worker_note_deadline(w, ex->retry_at);
