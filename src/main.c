@@ -81,6 +81,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    json_scratch_init();
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "airlock: cannot initialise libcurl\n");
         return 1;

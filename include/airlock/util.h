@@ -30,4 +30,16 @@ uint64_t now_us(void);
  * backend will. */
 int utf8_valid(const unsigned char *s, size_t n);
 
+/* JSON that is parsed, looked at and dropped at once (each stream event, a
+ * non-streamed answer) goes into a per-thread scratch arena instead of a
+ * malloc per node. json_scratch_init() installs the cJSON hooks, once,
+ * before any thread starts; json_parse_scratch() is cJSON_ParseWithLength
+ * (with the arena when it is free); json_scratch_free() ends the tree. */
+struct cJSON;
+void json_scratch_init(void);
+struct cJSON *json_parse_scratch(const char *s, size_t n);
+void json_scratch_free(struct cJSON *tree);
+/* Frees this thread's arena (a worker, as it ends). */
+void json_scratch_thread_end(void);
+
 #endif

@@ -350,6 +350,7 @@ static void *worker_main(void *arg)
             MHD_run(w->mhd);
     }
     log_flush(&w->log);
+    json_scratch_thread_end();
     return NULL;
 }
 

@@ -7,6 +7,8 @@
 
 #include "airlock/util.h"
 
+#include <cjson/cJSON.h>
+
 static int buf_reserve(struct buf *b, size_t extra)
 {
     size_t need = b->len + extra + 1;
@@ -158,4 +160,71 @@ int utf8_valid(const unsigned char *s, size_t n)
         i += len;
     }
     return 1;
+}
+
+/* ---- scratch arena for short-lived JSON ---- */
+
+#define SCRATCH_BYTES (64 * 1024)
+
+static __thread struct {
+    char *base;
+    size_t used;
+    int parsing;        /* the hooks allocate from the arena */
+    int live;           /* a scratch tree is in use: no reset */
+} scratch;
+static int scratch_hooks;
+
+static void *scratch_malloc(size_t n)
+{
+    if (scratch.parsing) {
+        size_t at = (scratch.used + 15) & ~(size_t)15;
+        if (at + n <= SCRATCH_BYTES) {
+            scratch.used = at + n;
+            return scratch.base + at;
+        }
+    }
+    return malloc(n);
+}
+
+static void scratch_release(void *p)
+{
+    if (scratch.base && (char *)p >= scratch.base && (char *)p < scratch.base + SCRATCH_BYTES)
+        return;         /* freed with the arena */
+    free(p);
+}
+
+void json_scratch_init(void)
+{
+    cJSON_Hooks hooks = { scratch_malloc, scratch_release };
+    cJSON_InitHooks(&hooks);
+    scratch_hooks = 1;
+}
+
+cJSON *json_parse_scratch(const char *s, size_t n)
+{
+    if (!scratch_hooks || scratch.live || (!scratch.base && !(scratch.base = malloc(SCRATCH_BYTES))))
+        return cJSON_ParseWithLength(s, n);
+    scratch.used = 0;
+    scratch.parsing = 1;
+    cJSON *tree = cJSON_ParseWithLength(s, n);
+    scratch.parsing = 0;
+    scratch.live = tree != NULL;
+    return tree;
+}
+
+void json_scratch_free(cJSON *tree)
+{
+    if (!tree)
+        return;
+    if (scratch.base && (char *)tree >= scratch.base && (char *)tree < scratch.base + SCRATCH_BYTES)
+        scratch.live = 0;
+    cJSON_Delete(tree);     /* frees the nodes that did not fit */
+}
+
+void json_scratch_thread_end(void)
+{
+    free(scratch.base);
+    scratch.base = NULL;
+    scratch.used = 0;
+    scratch.live = 0;
 }

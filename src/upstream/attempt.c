@@ -288,8 +288,8 @@ enum outcome attempt_verdict(struct exchange *ex, CURLcode rc)
     } else if (st >= 200 && st < 300) {
         o = ex->stream ? relay_verdict(ex, t->detail, sizeof t->detail) : OUT_OK;
         if (!ex->stream) {
-            cJSON *j = cJSON_ParseWithLength(ex->upstream_resp.data ? ex->upstream_resp.data : "",
-                                             ex->upstream_resp.len);
+            cJSON *j = json_parse_scratch(ex->upstream_resp.data ? ex->upstream_resp.data : "",
+                                          ex->upstream_resp.len);
             if (!j) {
                 o = OUT_BAD_RESPONSE;
                 snprintf(t->detail, sizeof t->detail, "HTTP %ld with a body that is not JSON", st);
@@ -299,7 +299,7 @@ enum outcome attempt_verdict(struct exchange *ex, CURLcode rc)
                 o = OUT_BAD_RESPONSE;
                 snprintf(t->detail, sizeof t->detail, "HTTP %ld carrying an error object", st);
             }
-            cJSON_Delete(j);
+            json_scratch_free(j);
         }
     } else if (is_context_length_error(st, ex->upstream_resp.data, ex->upstream_resp.len)) {
         o = OUT_CONTEXT_LENGTH;

@@ -77,20 +77,20 @@ static int on_event(void *ctx, const char *data, size_t len)
         }
         return EVENT_DONE;
     }
-    cJSON *chunk = cJSON_ParseWithLength(data, len);
+    cJSON *chunk = json_parse_scratch(data, len);
     if (!chunk || !cJSON_IsObject(chunk)) {
-        cJSON_Delete(chunk);
+        json_scratch_free(chunk);
         ex->dropped_events++;
         return 0;
     }
     const cJSON *err = cJSON_GetObjectItemCaseSensitive(chunk, "error");
     if (err && !cJSON_IsNull(err)) {
-        cJSON_Delete(chunk);
+        json_scratch_free(chunk);
         attempt_fail(ex, OUT_BAD_RESPONSE, "error event in the stream");
         return EVENT_STOP;
     }
     inspect_choices(ex, chunk);
-    cJSON_Delete(chunk);
+    json_scratch_free(chunk);
     if (emit(ex->committed ? &ex->out : &ex->held, data, len) < 0) {
         attempt_fail(ex, OUT_BAD_RESPONSE, "out of memory");
         return EVENT_STOP;
@@ -140,8 +140,11 @@ int relay_commit(struct exchange *ex)
     if (buf_append(&ex->out, ex->held.data ? ex->held.data : "", ex->held.len) < 0)
         return -1;
     ex->held.len = 0;
+    /* The block is calloc'ed per response and only an HTTP/1.0 client reads
+     * through it (chunks go through the connection's own buffer): 32 KiB of
+     * it was 7 % of a short stream's CPU. */
     struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, proxy_stream_reader, ex, NULL);
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, proxy_stream_reader, ex, NULL);
     if (!r)
         return -1;
     ex->committed = 1;

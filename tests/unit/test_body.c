@@ -4,6 +4,8 @@
 #include "airlock/util.h"
 #include "airlock/upstream.h"
 
+#include <cjson/cJSON.h>
+
 static const char *splice(const char *in, const char *model, struct buf *out)
 {
     out->len = 0;
@@ -84,9 +86,40 @@ static void test_utf8_validation(void)
     CHECK(!utf8_valid(U8("12345678\x80")));
 }
 
+/* The scratch arena: trees parse the same, one that outgrows the arena
+ * spills into malloc, a second tree while one is live is an ordinary one,
+ * and freeing any of them is safe (ASan and valgrind watch this test). */
+static void test_json_scratch(void)
+{
+    json_scratch_init();
+    cJSON *a = json_parse_scratch("{\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}", 41);
+    CHECK(a && cJSON_IsArray(cJSON_GetObjectItem(a, "choices")));
+    cJSON *b = json_parse_scratch("[1,2,3]", 7);         /* while a is live */
+    CHECK(b && cJSON_GetArraySize(b) == 3);
+    json_scratch_free(b);
+    json_scratch_free(a);
+    CHECK(json_parse_scratch("{\"a\":", 5) == NULL);
+
+    struct buf big = { 0 };
+    buf_puts(&big, "[");
+    for (int i = 0; i < 20000; i++)
+        buf_appendf(&big, "%s{\"k\":%d}", i ? "," : "", i);
+    buf_puts(&big, "]");
+    cJSON *c = json_parse_scratch(big.data, big.len);
+    CHECK(c && cJSON_GetArraySize(c) == 20000);
+    CHECK(cJSON_GetObjectItem(cJSON_GetArrayItem(c, 19999), "k")->valueint == 19999);
+    json_scratch_free(c);
+    cJSON *d = json_parse_scratch("{\"again\":true}", 14);
+    CHECK(d && cJSON_IsTrue(cJSON_GetObjectItem(d, "again")));
+    json_scratch_free(d);
+    buf_free(&big);
+    json_scratch_thread_end();
+}
+
 int main(void)
 {
     RUN(test_utf8_validation);
+    RUN(test_json_scratch);
     RUN(test_replaces_top_level_model_only);
     RUN(test_adds_missing_model);
     RUN(test_duplicate_models_all_replaced);
