@@ -24,14 +24,22 @@ const char *outcome_name(enum outcome o)
     return (unsigned)o < sizeof names / sizeof names[0] ? names[o] : "unknown";
 }
 
+/* ISO 8601 UTC with milliseconds; the date and time part is formatted once
+ * per second per thread (gmtime_r and strftime showed in profiles). */
 static void timestamp(char *out, size_t n)
 {
+    static __thread time_t cached_sec = -1;
+    static __thread char cached[32];
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t k = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + k, n - k, ".%03ldZ", ts.tv_nsec / 1000000);
+    if (ts.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        if (strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+            cached[0] = 0;
+        cached_sec = ts.tv_sec;
+    }
+    snprintf(out, n, "%s.%03ldZ", cached, ts.tv_nsec / 1000000);
 }
 
 /* Writes whole lines, at most PIPE_BUF bytes per write (atomic on a pipe:
