@@ -325,7 +325,11 @@ static void *worker_main(void *arg)
                 w->mhd_due = 0;
                 MHD_run(w->mhd);
             }
-            if (w->curl_timeout_ms != 0 && !w->mhd_due)
+            /* MHD keeps a connection it has just served on its ready list
+             * (it reads for the next request, re-arms the socket): that is
+             * a zero timeout, taken here rather than via epoll_wait(0). */
+            if (w->curl_timeout_ms != 0 && !w->mhd_due &&
+                !(MHD_get_timeout(w->mhd, &mt) == MHD_YES && mt == 0))
                 break;
         }
 
