@@ -240,8 +240,9 @@ urls=("$DIRECT_URL" "$NGINX_URL" "$AIRLOCK_URL")
 sse_urls=("$DIRECT_SSE" "$NGINX_SSE" "$AIRLOCK_SSE")
 
 # Latency in LAT_ROUNDS interleaved rounds, the median reported: one long
-# run each let a drift of the machine land on one column only.
-LAT_ROUNDS=3
+# run each let a drift of the machine land on one column only. Each round's
+# added p50 is printed too: on a shared VM they vary more than the medians.
+LAT_ROUNDS=${BENCH_LAT_ROUNDS:-5}
 LAT_DUR=$(( DUR / LAT_ROUNDS > 2 ? DUR / LAT_ROUNDS : 2 ))
 for round in $(seq 1 $LAT_ROUNDS); do
   for i in 0 1 2; do
@@ -328,7 +329,7 @@ stop_pid "$SILENT_PID"; forget_pid "$SILENT_PID"
 AIRLOCK_VERSION=$("$BIN" --version 2>/dev/null | head -1)
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/.*nginx\///')
 WRK_VERSION=$(wrk -v 2>&1 | head -1 | awk '{print $2}')
-export TMP AIRLOCK_RSS AIRLOCK_HWM AIRLOCK_RSS_IDLE NGINX_RSS NGINX_HWM AIRLOCK_ALIVE AIRLOCK_EXIT \
+export LAT_ROUNDS TMP AIRLOCK_RSS AIRLOCK_HWM AIRLOCK_RSS_IDLE NGINX_RSS NGINX_HWM AIRLOCK_ALIVE AIRLOCK_EXIT \
   AIRLOCK_STOP_MS AIRLOCK_VERSION BENCH_NOTE NGINX_VERSION WRK_VERSION CIRCUIT_DUR CIRCUIT_CONC DUR
 $PY - >"$TMP/results.json" <<'EOF'
 import glob, json, os, socket, time
@@ -366,9 +367,19 @@ if fo["silent"]:
 fo["circuit"] = {"wrk": j("circuit.txt.json"), "dead": delta("circuit-before.json", "circuit-after.json")}
 r["failover"] = fo
 
-notes = ["Load: wrk -t1 -c1 (latency: the median of 3 interleaved rounds of a third of the time) and -t2 -c64 (throughput) for %ss each, POST of a 180-byte chat "
+notes = ["Load: wrk -t1 -c1 (latency: the median of %s interleaved rounds, %ss in all) and -t2 -c64 (throughput) for %ss, POST of a 180-byte chat "
          "body; streams: 12 SSE events (about 2.5 KB) per request. Time to first chunk: python http.client "
-         "on one keep-alive connection, from sending the request to the first body byte." % E("DUR")]
+         "on one keep-alive connection, from sending the request to the first body byte." % (E("LAT_ROUNDS"), E("DUR"), E("DUR"))]
+def round_p50(n, k):
+    x = j("lat-%s-%d.txt.json" % (n, k))
+    return x.get("p50_ms")
+per_round = []
+for k in range(1, int(E("LAT_ROUNDS") or 0) + 1):
+    d, ng, al = (round_p50(n, k) for n in ("direct", "nginx", "airlock"))
+    if None not in (d, ng, al) and ng > d:
+        per_round.append("%.0f / %.0f µs (%.2f×)" % ((ng - d) * 1000, (al - d) * 1000, (al - d) / (ng - d)))
+if per_round:
+    notes.append("Added p50 round by round, nginx / airlock: " + "; ".join(per_round) + ".")
 notes.append("airlock: 2 workers; nginx proxy: 2 worker processes, upstream keepalive 64, "
              "proxy_buffering off, access log on (airlock logs one line per request too). "
              "Upstream: nginx, 1 worker, `return 200` of canned bodies.")
