@@ -250,6 +250,15 @@ for round in $(seq 1 $LAT_ROUNDS); do
     run_wrk "$TMP/lat-${names[$i]}-$round.txt" 1 1 "$LAT_DUR" bench/post.lua "${urls[$i]}"
   done
 done
+# The floor under airlock's added latency: one request through libcurl's
+# multi interface, set up as attempt.c does, against the same bytes on a
+# plain socket (bench/curl_floor.c).
+log "libcurl per request vs a plain socket, N=5000"
+if ${CC:-cc} -std=c11 -O2 -Wall -Wextra -o "$TMP/curl_floor" bench/curl_floor.c $(pkg-config --cflags --libs libcurl) 2>"$TMP/curl_floor.cc"; then
+  timeout 60 "$TMP/curl_floor" "$UP" 5000 >"$TMP/curl-floor.json" 2>&1 || echo '{}' >"$TMP/curl-floor.json"
+else
+  log "bench/curl_floor.c did not build: $(head -1 "$TMP/curl_floor.cc")"
+fi
 for i in 0 1 2; do
   log "throughput, c=64, ${DUR}s: ${names[$i]}"
   run_wrk "$TMP/tput-${names[$i]}.txt" 64 2 "$DUR" bench/post.lua "${urls[$i]}"
@@ -380,6 +389,14 @@ for k in range(1, int(E("LAT_ROUNDS") or 0) + 1):
         per_round.append("%.0f / %.0f µs (%.2f×)" % ((ng - d) * 1000, (al - d) * 1000, (al - d) / (ng - d)))
 if per_round:
     notes.append("Added p50 round by round, nginx / airlock: " + "; ".join(per_round) + ".")
+cf = j("curl-floor.json")
+if cf.get("raw") and cf.get("curl"):
+    raw, crl = cf["raw"], cf["curl"]
+    notes.append("libcurl's share (bench/curl_floor.c, one connection, %d requests to the upstream): "
+                 "%.0f µs per request through curl's multi interface as attempt.c sets it up, "
+                 "%.0f µs on a plain socket; CPU %.0f µs user + %.0f µs system against %.0f + %.0f."
+                 % (cf["n"], crl["total_us"], raw["total_us"], crl["user_us"], crl["sys_us"],
+                    raw["user_us"], raw["sys_us"]))
 notes.append("airlock: 2 workers; nginx proxy: 2 worker processes, upstream keepalive 64, "
              "proxy_buffering off, access log on (airlock logs one line per request too). "
              "Upstream: nginx, 1 worker, `return 200` of canned bodies.")
