@@ -75,51 +75,56 @@ void log_exchange(const struct exchange *ex)
 {
     const struct config *cfg = ex->cfg;
     char ts[40];
-    struct buf b = { 0 };
+    struct buf *lines = &ex->worker->log;
+    size_t start = lines->len;
+    /* The line goes straight into the worker's buffer; a line cut short by
+     * a failed allocation is taken back out, never written half. */
+    struct buf b = *lines;
     timestamp(ts, sizeof ts);
-    buf_appendf(&b, "{\"ts\":\"%s\",\"msg\":\"request\",\"request_id\":", ts);
-    buf_append_json_string(&b, ex->request_id);
-    buf_puts(&b, ",\"method\":");
-    buf_append_json_string(&b, ex->method);
-    buf_puts(&b, ",\"path\":");
-    buf_append_json_string(&b, ex->path);
-    buf_appendf(&b, ",\"status\":%u", ex->response_status);
+    int rc = buf_appendf(&b, "{\"ts\":\"%s\",\"msg\":\"request\",\"request_id\":", ts);
+    rc |= buf_append_json_string(&b, ex->request_id);
+    rc |= buf_puts(&b, ",\"method\":");
+    rc |= buf_append_json_string(&b, ex->method);
+    rc |= buf_puts(&b, ",\"path\":");
+    rc |= buf_append_json_string(&b, ex->path);
+    rc |= buf_appendf(&b, ",\"status\":%u", ex->response_status);
     if (ex->endpoint == EP_CHAT || ex->endpoint == EP_EMBEDDINGS || ex->endpoint == EP_EXPLAIN) {
-        buf_puts(&b, ",\"level\":");
-        buf_append_json_string(&b, cfg->levels[ex->level]);
-        buf_puts(&b, ",\"route\":");
+        rc |= buf_puts(&b, ",\"level\":");
+        rc |= buf_append_json_string(&b, cfg->levels[ex->level]);
+        rc |= buf_puts(&b, ",\"route\":");
         if (ex->plan.route)
-            buf_append_json_string(&b, ex->plan.route->name);
+            rc |= buf_append_json_string(&b, ex->plan.route->name);
         else
-            buf_puts(&b, "null");
-        buf_appendf(&b, ",\"stream\":%s,\"detectors\":[", ex->stream ? "true" : "false");
+            rc |= buf_puts(&b, "null");
+        rc |= buf_appendf(&b, ",\"stream\":%s,\"detectors\":[", ex->stream ? "true" : "false");
         for (int i = 0; i < ex->cls.n_hits; i++) {
-            buf_appendf(&b, "%s{\"name\":", i ? "," : "");
-            buf_append_json_string(&b, ex->cls.hits[i].detector);
-            buf_appendf(&b, ",\"count\":%u}", ex->cls.hits[i].count);
+            rc |= buf_appendf(&b, "%s{\"name\":", i ? "," : "");
+            rc |= buf_append_json_string(&b, ex->cls.hits[i].detector);
+            rc |= buf_appendf(&b, ",\"count\":%u}", ex->cls.hits[i].count);
         }
-        buf_puts(&b, "],\"attempts\":[");
+        rc |= buf_puts(&b, "],\"attempts\":[");
         for (int i = 0; i < ex->n_tries; i++) {
             const struct attempt_record *t = &ex->tries[i];
-            buf_appendf(&b, "%s{\"backend\":", i ? "," : "");
-            buf_append_json_string(&b, cfg->backends[t->backend].name);
-            buf_appendf(&b, ",\"outcome\":\"%s\",\"status\":%ld,\"ms\":%llu,\"detail\":",
-                        outcome_name(t->outcome), t->status < 0 ? 0 : t->status,
-                        (unsigned long long)t->ms);
-            buf_append_json_string(&b, t->detail);
-            buf_puts(&b, "}");
+            rc |= buf_appendf(&b, "%s{\"backend\":", i ? "," : "");
+            rc |= buf_append_json_string(&b, cfg->backends[t->backend].name);
+            rc |= buf_appendf(&b, ",\"outcome\":\"%s\",\"status\":%ld,\"ms\":%llu,\"detail\":",
+                              outcome_name(t->outcome), t->status < 0 ? 0 : t->status,
+                              (unsigned long long)t->ms);
+            rc |= buf_append_json_string(&b, t->detail);
+            rc |= buf_puts(&b, "}");
         }
-        buf_puts(&b, "]");
+        rc |= buf_puts(&b, "]");
         if (ex->dropped_events)
-            buf_appendf(&b, ",\"dropped_events\":%u", ex->dropped_events);
+            rc |= buf_appendf(&b, ",\"dropped_events\":%u", ex->dropped_events);
     }
-    buf_appendf(&b, ",\"bytes_in\":%zu,\"bytes_out\":%zu,\"ms\":%.3f}", ex->body.len, ex->bytes_out,
-                (double)(now_us() - ex->started_us) / 1000.0);
-    if (buf_puts(&b, "\n") < 0 || buf_append(&ex->worker->log, b.data, b.len) < 0)
-        log_flush(&b);
-    else if (ex->worker->log.len >= 16384)
-        log_flush(&ex->worker->log);
-    buf_free(&b);
+    uint64_t us = now_us() - ex->started_us;
+    rc |= buf_appendf(&b, ",\"bytes_in\":%zu,\"bytes_out\":%zu,\"ms\":%llu.%03u}\n", ex->body.len,
+                      ex->bytes_out, (unsigned long long)(us / 1000), (unsigned)(us % 1000));
+    *lines = b;
+    if (rc < 0)
+        lines->len = start;
+    if (lines->len >= 16384)
+        log_flush(lines);
 }
 
 void log_event(const char *level, const char *fmt, ...)

@@ -43,15 +43,28 @@ int buf_puts(struct buf *b, const char *s)
 
 int buf_appendf(struct buf *b, const char *fmt, ...)
 {
+    /* Format into the room already there; only a line that does not fit
+     * pays for a second vsnprintf. */
+    if (buf_reserve(b, 64) < 0)
+        return -1;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    size_t room = b->cap - b->len;
+    int n = vsnprintf(b->data + b->len, room, fmt, ap);
     va_end(ap);
-    if (n < 0 || buf_reserve(b, (size_t)n) < 0)
+    if (n < 0) {
+        b->data[b->len] = '\0';
         return -1;
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    }
+    if ((size_t)n >= room) {
+        if (buf_reserve(b, (size_t)n) < 0) {
+            b->data[b->len] = '\0';
+            return -1;
+        }
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     b->len += (size_t)n;
     return 0;
 }
@@ -60,25 +73,27 @@ int buf_append_json_string(struct buf *b, const char *s)
 {
     if (buf_puts(b, "\"") < 0)
         return -1;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char esc[8];
-        const char *out = NULL;
-        size_t n = 0;
-        switch (*p) {
-        case '"': out = "\\\""; n = 2; break;
-        case '\\': out = "\\\\"; n = 2; break;
-        case '\n': out = "\\n"; n = 2; break;
-        case '\r': out = "\\r"; n = 2; break;
-        case '\t': out = "\\t"; n = 2; break;
-        default:
-            if (*p < 0x20) {
-                snprintf(esc, sizeof esc, "\\u%04x", *p);
-                out = esc;
-                n = 6;
-            }
-        }
-        if (out ? buf_append(b, out, n) : buf_append(b, p, 1))
+    const unsigned char *p = (const unsigned char *)s;
+    for (;;) {
+        const unsigned char *run = p;   /* bytes that need no escape, appended at once */
+        while (*p >= 0x20 && *p != '"' && *p != '\\')
+            p++;
+        if (p > run && buf_append(b, run, (size_t)(p - run)) < 0)
             return -1;
+        if (!*p)
+            break;
+        char esc[8];
+        switch (*p) {
+        case '"': memcpy(esc, "\\\"", 3); break;
+        case '\\': memcpy(esc, "\\\\", 3); break;
+        case '\n': memcpy(esc, "\\n", 3); break;
+        case '\r': memcpy(esc, "\\r", 3); break;
+        case '\t': memcpy(esc, "\\t", 3); break;
+        default: snprintf(esc, sizeof esc, "\\u%04x", *p);
+        }
+        if (buf_puts(b, esc) < 0)
+            return -1;
+        p++;
     }
     return buf_puts(b, "\"");
 }

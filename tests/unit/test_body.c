@@ -116,10 +116,35 @@ static void test_json_scratch(void)
     json_scratch_thread_end();
 }
 
+static void test_buf_format_and_escape(void)
+{
+    struct buf b = { 0 };
+    char big[1000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    /* one format that fits the room there, then one that does not */
+    CHECK(buf_appendf(&b, "%d-%s", 42, "ab") == 0);
+    CHECK(buf_appendf(&b, "[%s]", big) == 0);
+    CHECK(b.len == 5 + 2 + 999);
+    CHECK(strncmp(b.data, "42-ab[xxx", 9) == 0);
+    CHECK(b.data[b.len - 1] == ']' && b.data[b.len] == '\0');
+    b.len = 0;
+    CHECK(buf_append_json_string(&b, "plain") == 0);
+    CHECK_STR(b.data, "\"plain\"");
+    b.len = 0;
+    CHECK(buf_append_json_string(&b, "a\"b\\c\nd\re\tf\x01g\x1fh\xc3\xa9") == 0);
+    CHECK_STR(b.data, "\"a\\\"b\\\\c\\nd\\re\\tf\\u0001g\\u001fh\xc3\xa9\"");
+    b.len = 0;
+    CHECK(buf_append_json_string(&b, "") == 0);
+    CHECK_STR(b.data, "\"\"");
+    buf_free(&b);
+}
+
 int main(void)
 {
     RUN(test_utf8_validation);
     RUN(test_json_scratch);
+    RUN(test_buf_format_and_escape);
     RUN(test_replaces_top_level_model_only);
     RUN(test_adds_missing_model);
     RUN(test_duplicate_models_all_replaced);
