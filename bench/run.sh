@@ -432,6 +432,18 @@ EOF
 echo
 $B report "$TMP/results.json" bench/results.md
 
+# Instructions per request, counted by callgrind: the one figure here that
+# does not move with the machine's load (bench/instructions.py).
+if command -v valgrind >/dev/null; then
+  log "instructions per request (callgrind)"
+  if $PY bench/instructions.py "$BIN" >"$TMP/ir.md" 2>"$TMP/ir.err"; then
+    { echo; cat "$TMP/ir.md"; } >>bench/results.md
+    cat "$TMP/ir.md"
+  else
+    log "bench/instructions.py failed: $(tail -1 "$TMP/ir.err")"
+  fi
+fi
+
 if [ "${BENCH_NO_DOCS:-0}" != 1 ]; then
   if [ ! -f docs/benchmarks.md ]; then
     log "docs/benchmarks.md is missing; not appending"
