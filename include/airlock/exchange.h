@@ -134,6 +134,7 @@ struct exchange {
     /* response to the client */
     struct MHD_Response *response;  /* ready to queue (EX_RESPOND) */
     unsigned response_status;
+    int ended_early;            /* an answer was under way when the connection ended */
     struct buf out;             /* stream bytes not yet taken by MHD */
     size_t out_off;
     int out_finished;           /* no more bytes will come */

@@ -359,8 +359,12 @@ void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!ex)
         return;
     *con_cls = NULL;
-    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && ex->response_status == 0)
-        ex->response_status = 499;  /* the client went away before an answer */
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        if (ex->response_status == 0)
+            ex->response_status = 499;  /* the client went away before an answer */
+        else
+            ex->ended_early = 1;        /* the answer may not have reached it whole */
+    }
     proxy_abort(ex);
     log_exchange(ex);
     exchange_free(ex);

@@ -117,6 +117,8 @@ void log_exchange(const struct exchange *ex)
         if (ex->dropped_events)
             rc |= buf_appendf(&b, ",\"dropped_events\":%u", ex->dropped_events);
     }
+    if (ex->ended_early)
+        rc |= buf_puts(&b, ",\"aborted\":true");
     uint64_t us = now_us() - ex->started_us;
     rc |= buf_appendf(&b, ",\"bytes_in\":%zu,\"bytes_out\":%zu,\"ms\":%llu.%03u}\n", ex->body.len,
                       ex->bytes_out, (unsigned long long)(us / 1000), (unsigned)(us % 1000));

@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 
-from harness import (BIN, SLOW, CLOUD_ENV, Airlock, Mock, backend, check, closed_port, test,
+from harness import (BIN, SLOW, VALGRIND, CLOUD_ENV, Airlock, Mock, backend, check, closed_port, test,
                      two_backends)
 
 
@@ -178,7 +178,8 @@ def _():
     try:
         s = a.chat("hi", stream=True)
         check(s.status == 200 and s.done, "stream incomplete")
-        check(s.first_chunk_s < 0.25, "first chunk after %.3fs" % s.first_chunk_s)
+        # the upstream sends its first chunk at once and ends 1.5 s later
+        check(s.first_chunk_s < (0.6 if VALGRIND else 0.25), "first chunk after %.3fs" % s.first_chunk_s)
         check(s.total_s > 1.3, "upstream takes 1.5 s; total %.3f" % s.total_s)
         times = [t for t, _ in s.events]
         check(times[-1] - times[0] > 1.0, "events arrived together (buffered): %r" % times)
@@ -201,6 +202,10 @@ def _():
             time.sleep(0.05)
         check(m.stats()["aborted_streams"] == 1, "upstream transfer not aborted: %r" % m.stats())
         check(a.chat("next").status == 200, "daemon still serves")
+        lines = [json.loads(l) for l in a.stderr_text().splitlines() if '"request_id"' in l]
+        check([(l["status"], l.get("aborted")) for l in lines if l.get("stream")] == [(200, True)],
+              "the cut stream is logged as a 200 that was aborted: %r" % lines)
+        check(all("aborted" not in l for l in lines if not l.get("stream")), "a whole answer logged as aborted")
     finally:
         a.stop()
         m.stop()
@@ -378,14 +383,20 @@ def _():
     check(closed_s < 3 * SLOW, "half-closed connections kept open %.1fs" % closed_s)
     # a whole request followed by the FIN in the same segment is answered
     body = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
+    answered = 0
     for _ in range(10):
         s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
         s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
         s.shutdown(socket.SHUT_WR)
-        check(s.recv(100).startswith(b"HTTP/1.1 200"), "a whole request sent with its FIN was not answered")
+        answered += s.recv(100).startswith(b"HTTP/1.1 200")
         s.close()
+    # Under valgrind's timing MHD 0.9.75 sometimes reads the FIN when it
+    # resumes the connection and drops the answer airlock gave (logged as an
+    # aborted 200; docs/architecture.md); the reaper must never be the cause.
+    check(answered == 10 or (VALGRIND and answered > 0), "%d of 10 whole requests sent with their FIN answered" % answered)
     time.sleep(0.1)
+    check(a.stderr_text().count('"/v1/chat/completions","status":200') == 10, "each whole request is answered 200, none reaped")
     check(a.stderr_text().count('"status":499') == 40, "each abandoned request is logged once as 499")
     check(m.count() == 10, "%d requests reached the upstream, not the 10 whole ones" % m.count())
     # and a body cut off while SIGTERM waits ends the drain at once
