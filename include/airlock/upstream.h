@@ -12,6 +12,16 @@
  * back to re-serializing the parsed tree. */
 int body_with_model(struct buf *out, const char *raw, size_t len, const char *model);
 
+/* Top-level keys json_check() reports, the ones a verdict needs. */
+enum { JSON_KEY_ERROR = 1, JSON_KEY_CHOICES = 2, JSON_KEY_DATA = 4 };
+#define JSON_CHECK_DEPTH 1000
+
+/* Is s[0..n) exactly one JSON value (RFC 8259 grammar, whitespace around it
+ * allowed, nesting at most JSON_CHECK_DEPTH)? No tree is built and nothing
+ * is allocated. When it is an object, *keys gets the JSON_KEY_* bits of its
+ * top-level keys (written unescaped). Returns 0 when valid, else -1. */
+int json_check(const char *s, size_t n, unsigned *keys);
+
 /* Does an upstream error body say the prompt was too long for the model?
  * Knows OpenAI's code and the phrasings of llama.cpp, vLLM, Ollama and others. */
 int is_context_length_error(long status, const char *body, size_t len);

@@ -287,19 +287,13 @@ enum outcome attempt_verdict(struct exchange *ex, CURLcode rc)
         snprintf(t->detail, sizeof t->detail, "%s", curl_easy_strerror(rc));
     } else if (st >= 200 && st < 300) {
         o = ex->stream ? relay_verdict(ex, t->detail, sizeof t->detail) : OUT_OK;
-        if (!ex->stream) {
-            cJSON *j = json_parse_scratch(ex->upstream_resp.data ? ex->upstream_resp.data : "",
-                                          ex->upstream_resp.len);
-            if (!j) {
-                o = OUT_BAD_RESPONSE;
-                snprintf(t->detail, sizeof t->detail, "HTTP %ld with a body that is not JSON", st);
-            } else if (cJSON_GetObjectItemCaseSensitive(j, "error") &&
-                       !cJSON_GetObjectItemCaseSensitive(j, "choices") &&
-                       !cJSON_GetObjectItemCaseSensitive(j, "data")) {
-                o = OUT_BAD_RESPONSE;
-                snprintf(t->detail, sizeof t->detail, "HTTP %ld carrying an error object", st);
-            }
-            json_scratch_free(j);
+        unsigned keys = 0;
+        if (!ex->stream && json_check(ex->upstream_resp.data, ex->upstream_resp.len, &keys) < 0) {
+            o = OUT_BAD_RESPONSE;
+            snprintf(t->detail, sizeof t->detail, "HTTP %ld with a body that is not JSON", st);
+        } else if (!ex->stream && (keys & JSON_KEY_ERROR) && !(keys & (JSON_KEY_CHOICES | JSON_KEY_DATA))) {
+            o = OUT_BAD_RESPONSE;
+            snprintf(t->detail, sizeof t->detail, "HTTP %ld carrying an error object", st);
         }
     } else if (is_context_length_error(st, ex->upstream_resp.data, ex->upstream_resp.len)) {
         o = OUT_CONTEXT_LENGTH;

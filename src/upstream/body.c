@@ -1,6 +1,7 @@
 /* body.c — the body sent upstream is the client's own bytes with only the
  * top-level "model" value replaced, so numbers, key order and unknown fields
- * reach the backend exactly as the client wrote them. */
+ * reach the backend exactly as the client wrote them; and the check that an
+ * upstream's answer is JSON at all, without building a tree of it. */
 #include <string.h>
 
 #include "airlock/upstream.h"
@@ -102,4 +103,159 @@ int body_with_model(struct buf *out, const char *raw, size_t n, const char *mode
         copied = brace + 1;
     }
     return buf_append(out, raw + copied, n - copied);
+}
+
+/* ---- json_check ---- */
+
+static int hex4(const char *s)
+{
+    for (int k = 0; k < 4; k++) {
+        char c = s[k];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return 0;
+    }
+    return 1;
+}
+
+/* s[i] is '"'; returns the index after the closing quote, or 0 when the
+ * string is not valid JSON (raw control character, bad escape, no end). */
+static size_t check_string(const char *s, size_t i, size_t n)
+{
+    for (i++; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"')
+            return i + 1;
+        if (c < 0x20)
+            return 0;
+        if (c != '\\')
+            continue;
+        if (++i >= n)
+            return 0;
+        if (s[i] == 'u') {
+            if (n - i < 5 || !hex4(s + i + 1))
+                return 0;
+            i += 4;
+        } else if (!strchr("\"\\/bfnrt", s[i]) || s[i] == '\0') {
+            return 0;
+        }
+    }
+    return 0;
+}
+
+static size_t digits(const char *s, size_t i, size_t n)
+{
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    return i;
+}
+
+/* -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? at s[i]; the index after it, or 0. */
+static size_t check_number(const char *s, size_t i, size_t n)
+{
+    if (i < n && s[i] == '-')
+        i++;
+    if (i >= n || s[i] < '0' || s[i] > '9')
+        return 0;
+    i = s[i] == '0' ? i + 1 : digits(s, i, n);
+    if (i < n && s[i] == '.') {
+        size_t j = digits(s, i + 1, n);
+        if (j == i + 1)
+            return 0;
+        i = j;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        size_t j = digits(s, i, n);
+        if (j == i)
+            return 0;
+        i = j;
+    }
+    return i;
+}
+
+static unsigned key_bit(const char *k, size_t len)
+{
+    if (len == 5 && memcmp(k, "error", 5) == 0)
+        return JSON_KEY_ERROR;
+    if (len == 7 && memcmp(k, "choices", 7) == 0)
+        return JSON_KEY_CHOICES;
+    if (len == 4 && memcmp(k, "data", 4) == 0)
+        return JSON_KEY_DATA;
+    return 0;
+}
+
+int json_check(const char *s, size_t n, unsigned *keys)
+{
+    char open[JSON_CHECK_DEPTH];    /* '{' or '[' per level */
+    int depth = 0;
+    unsigned found = 0;
+    size_t i = skip_ws(s, 0, n);
+
+    for (;;) {
+        /* a value starts at s[i] */
+        if (i >= n)
+            return -1;
+        char c = s[i];
+        if (c == '{' || c == '[') {
+            if (depth == JSON_CHECK_DEPTH)
+                return -1;
+            open[depth++] = c;
+            i = skip_ws(s, i + 1, n);
+            if (i < n && s[i] == (c == '{' ? '}' : ']')) {
+                depth--;
+                i++;
+            } else if (c == '{') {
+                goto key;
+            } else {
+                continue;
+            }
+        } else if (c == '"') {
+            if (!(i = check_string(s, i, n)))
+                return -1;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            if (!(i = check_number(s, i, n)))
+                return -1;
+        } else if (n - i >= 4 && (memcmp(s + i, "true", 4) == 0 || memcmp(s + i, "null", 4) == 0)) {
+            i += 4;
+        } else if (n - i >= 5 && memcmp(s + i, "false", 5) == 0) {
+            i += 5;
+        } else {
+            return -1;
+        }
+        /* after a value: the end, a comma or the enclosing bracket */
+        for (;;) {
+            i = skip_ws(s, i, n);
+            if (depth == 0) {
+                if (i != n)
+                    return -1;
+                *keys = found;
+                return 0;
+            }
+            if (i >= n)
+                return -1;
+            if (s[i] != (open[depth - 1] == '{' ? '}' : ']'))
+                break;
+            depth--;
+            i++;
+        }
+        if (s[i] != ',')
+            return -1;
+        i = skip_ws(s, i + 1, n);
+        if (open[depth - 1] == '[')
+            continue;
+key:
+        if (i >= n || s[i] != '"')
+            return -1;
+        size_t k = i;
+        if (!(i = check_string(s, i, n)))
+            return -1;
+        if (depth == 1)
+            found |= key_bit(s + k + 1, i - k - 2);
+        i = skip_ws(s, i, n);
+        if (i >= n || s[i] != ':')
+            return -1;
+        i = skip_ws(s, i + 1, n);
+    }
 }

@@ -116,6 +116,56 @@ static void test_json_scratch(void)
     json_scratch_thread_end();
 }
 
+static int check_json(const char *s)
+{
+    unsigned keys = 0;
+    return json_check(s, strlen(s), &keys);
+}
+
+static void test_json_check(void)
+{
+    static const char *const valid[] = {
+        "{}", "[]", " {\"a\":1} \n", "0", "-0", "1.5e-3", "-12E+4", "\"\"", "true", "false", "null",
+        "[1,[2,[3,{}]],\"x\"]", "{\"a\":{\"b\":[null,true,false]},\"c\":\"\\u00e9\\n\\\"\\\\\\/\"}",
+        "\"\\ud83d\\ude00\"", "\"caf\xc3\xa9\"", "{\"\":0}", "[ ]", "{ }",
+    };
+    static const char *const invalid[] = {
+        "", " ", "{", "}", "[", "]", "{\"a\":1", "{\"a\":1}}", "{\"a\":1} x", "[1,]", "{\"a\":1,}",
+        "{\"a\"}", "{\"a\":}", "{a:1}", "{1:1}", "[1 2]", "01", "1.", ".5", "-", "+1", "1e", "1e+",
+        "0x10", "tru", "nul", "True", "\"abc", "\"\\x\"", "\"\\u12\"", "\"\\u12g4\"", "\"a\tb\"",
+        "\"a\nb\"", "[1]]", "[[1]", "{\"a\":1 \"b\":2}", "NaN", "Infinity", "'a'", "\"\\",
+    };
+    for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++)
+        if (check_json(valid[i]) != 0) {
+            CHECK(!"valid JSON refused");
+            fprintf(stderr, "    %s\n", valid[i]);
+        }
+    for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++)
+        if (check_json(invalid[i]) == 0) {
+            CHECK(!"invalid JSON accepted");
+            fprintf(stderr, "    %s\n", invalid[i]);
+        }
+    /* an embedded NUL is not JSON */
+    CHECK(json_check("{\"a\":\"x\0y\"}", 11, &(unsigned){ 0 }) < 0);
+    /* top-level keys only, written plainly */
+    unsigned keys = 0;
+    CHECK(check_json("{\"error\":{\"message\":\"x\"}}") == 0);
+    const char *s1 = "{\"error\":{},\"x\":{\"choices\":1}}";
+    const char *s2 = "{\"choices\":[],\"error\":null,\"data\":[]}";
+    const char *s3 = "[{\"error\":1}]";
+    CHECK(json_check(s1, strlen(s1), &keys) == 0 && keys == JSON_KEY_ERROR);
+    CHECK(json_check(s2, strlen(s2), &keys) == 0 && keys == (JSON_KEY_ERROR | JSON_KEY_CHOICES | JSON_KEY_DATA));
+    CHECK(json_check(s3, strlen(s3), &keys) == 0 && keys == 0);
+    /* nesting: up to the limit and no deeper */
+    char deep[2 * JSON_CHECK_DEPTH + 3];
+    memset(deep, '[', JSON_CHECK_DEPTH);
+    memset(deep + JSON_CHECK_DEPTH, ']', JSON_CHECK_DEPTH);
+    CHECK(json_check(deep, 2 * JSON_CHECK_DEPTH, &keys) == 0);
+    memset(deep, '[', JSON_CHECK_DEPTH + 1);
+    memset(deep + JSON_CHECK_DEPTH + 1, ']', JSON_CHECK_DEPTH + 1);
+    CHECK(json_check(deep, 2 * JSON_CHECK_DEPTH + 2, &keys) < 0);
+}
+
 static void test_buf_format_and_escape(void)
 {
     struct buf b = { 0 };
@@ -145,6 +195,7 @@ int main(void)
     RUN(test_utf8_validation);
     RUN(test_json_scratch);
     RUN(test_buf_format_and_escape);
+    RUN(test_json_check);
     RUN(test_replaces_top_level_model_only);
     RUN(test_adds_missing_model);
     RUN(test_duplicate_models_all_replaced);
