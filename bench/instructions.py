@@ -86,10 +86,16 @@ def callgrind(cmd, port, n, out, stop_signal):
             raise SystemExit("instructions: %s did not answer on port %d" % (cmd[0], port))
         load(port, n)
     finally:
-        p.send_signal(stop_signal)
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        # again every second: under valgrind a signal that lands while the
+        # process sleeps in epoll_wait can wait there until the next one
+        for _ in range(30):
+            p.send_signal(stop_signal)
+            try:
+                p.wait(timeout=1)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+        else:
             p.kill()
             p.wait()
 
