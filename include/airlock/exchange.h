@@ -135,6 +135,9 @@ struct exchange {
     struct MHD_Response *response;  /* ready to queue (EX_RESPOND) */
     unsigned response_status;
     int ended_early;            /* an answer was under way when the connection ended */
+    int request_id_replaced;    /* the client's x-request-id looked sensitive */
+    int log_redact_path;        /* an unknown path, or a method, that looked sensitive */
+    int log_redact_method;
     struct buf out;             /* stream bytes not yet taken by MHD */
     size_t out_off;
     int out_finished;           /* no more bytes will come */

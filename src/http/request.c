@@ -93,6 +93,18 @@ static int endpoint_wants_body(enum endpoint ep)
     return ep == EP_CHAT || ep == EP_EMBEDDINGS || ep == EP_EXPLAIN;
 }
 
+/* True when the classifier finds anything in `s` (or cannot tell): such
+ * client text is never forwarded upstream or written to the log. */
+static int looks_sensitive(const struct config *cfg, const char *s, size_t n)
+{
+    struct classification c;
+    classify_text(cfg->classifier, s, n, &c);
+    return c.n_hits > 0 || c.unreadable > 0 || c.level > 0;
+}
+
+/* The client's x-request-id is kept when it is a plain token, because it
+ * goes upstream and into the log; one that looks like sensitive data (a card
+ * number, a key) is replaced by a generated id, used everywhere instead. */
 static void make_request_id(struct exchange *ex)
 {
     const char *given = MHD_lookup_connection_value(ex->conn, MHD_HEADER_KIND, "x-request-id");
@@ -101,6 +113,10 @@ static void make_request_id(struct exchange *ex)
         int ok = n > 0 && n < sizeof ex->request_id;
         for (size_t i = 0; ok && i < n; i++)
             ok = isalnum((unsigned char)given[i]) || strchr("-_.:/+=", given[i]);
+        if (ok && looks_sensitive(ex->cfg, given, n)) {
+            ok = 0;
+            ex->request_id_replaced = 1;
+        }
         if (ok) {
             memcpy(ex->request_id, given, n + 1);
             return;
@@ -158,6 +174,10 @@ static struct exchange *exchange_new(struct worker *w, struct MHD_Connection *co
     ex->method = method;
     ex->path = url;
     ex->endpoint = endpoint_of(url);
+    /* an unknown path or method is client text headed for the log */
+    ex->log_redact_path = ex->endpoint == EP_NONE && looks_sensitive(ex->cfg, url, strlen(url));
+    ex->log_redact_method = strcmp(method, "GET") && strcmp(method, "POST") && strcmp(method, "HEAD") &&
+                            looks_sensitive(ex->cfg, method, strlen(method));
     ex->backend = -1;
     ex->level = ex->cfg->n_levels - 1;  /* until classified: the top (fail closed) */
     make_request_id(ex);

@@ -83,10 +83,12 @@ void log_exchange(const struct exchange *ex)
     timestamp(ts, sizeof ts);
     int rc = buf_appendf(&b, "{\"ts\":\"%s\",\"msg\":\"request\",\"request_id\":", ts);
     rc |= buf_append_json_string(&b, ex->request_id);
+    if (ex->request_id_replaced)
+        rc |= buf_puts(&b, ",\"request_id_replaced\":true");
     rc |= buf_puts(&b, ",\"method\":");
-    rc |= buf_append_json_string(&b, ex->method);
+    rc |= buf_append_json_string(&b, ex->log_redact_method ? "[redacted]" : ex->method);
     rc |= buf_puts(&b, ",\"path\":");
-    rc |= buf_append_json_string(&b, ex->path);
+    rc |= buf_append_json_string(&b, ex->log_redact_path ? "[redacted]" : ex->path);
     rc |= buf_appendf(&b, ",\"status\":%u", ex->response_status);
     if (ex->endpoint == EP_CHAT || ex->endpoint == EP_EMBEDDINGS || ex->endpoint == EP_EXPLAIN) {
         rc |= buf_puts(&b, ",\"level\":");

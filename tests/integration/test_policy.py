@@ -378,3 +378,47 @@ def _():
         a.stop()
         local.stop()
         cloud.stop()
+
+
+@test("policy: client text outside the body (x-request-id, an unknown path or method) never reaches a backend or the log")
+def _():
+    local, cloud = Mock("ollama", "local"), Mock("openai", "cloud")
+    a = policy_daemon(local, cloud)
+    try:
+        # the client's id goes upstream and into the log: one that looks
+        # sensitive is replaced, everywhere, by a generated one
+        for name, value in [("credit_card", "4111-1111-1111-1111"), ("us_ssn", "123-45-6789"),
+                            ("secret_key", KEY), ("codenames", "Nightjar-7")]:
+            r = a.chat("what is a mutex?", headers={"x-request-id": value})
+            check(r.status == 200 and r.headers["x-airlock-level"] == "public", "%s: %d %s" % (name, r.status, r.headers))
+            got = r.headers["x-request-id"]
+            check(got != value and got.startswith("req_"), "%s: the sensitive id was kept: %r" % (name, got))
+            sent = local.requests()[-1]["headers"].get("x-request-id")
+            check(sent == got, "%s: the backend got x-request-id %r, the client %r" % (name, sent, got))
+        local.default({"kind": "status", "code": 500})      # the cloud gets the rest
+        plain = "trace-0042.a/b+c=d:e_f"
+        for value in [plain, "4111-1111-1111-1111"]:
+            r = a.chat("what is a mutex?", headers={"x-request-id": value})
+            check(r.status == 200 and r.headers["x-airlock-backend"] == "cloud", "fallback: %d %s" % (r.status, r.headers))
+            want = plain if value == plain else r.headers["x-request-id"]
+            check(r.headers["x-request-id"] == want and (value == plain or want != value),
+                  "client id %r answered as %r" % (value, r.headers["x-request-id"]))
+            check(cloud.requests()[-1]["headers"].get("x-request-id") == want, "the cloud got the wrong x-request-id")
+        for path in ["/jane.doe@example.com", "/v1/4111111111111111"]:
+            r = a.request("GET", path)
+            check(r.status == 404, "%s: %d" % (path, r.status))
+        r = a.request("NIGHTJAR", "/v1/chat/completions")
+        check(r.status == 405, "an unknown method: %d" % r.status)
+        for s in ["4111-1111-1111-1111", "123-45-6789", KEY, "Nightjar-7", "jane.doe@example.com",
+                  "4111111111111111", "NIGHTJAR"]:
+            for rec in cloud.requests() + local.requests():
+                check(s not in json.dumps(rec), "%r reached %s" % (s, rec["path"]))
+        assert_no_text_in_logs(a, ["4111-1111-1111-1111", "123-45-6789", KEY, "Nightjar-7",
+                                   "jane.doe@example.com", "4111111111111111", "NIGHTJAR"])
+        logs = a.request_logs()
+        check(sum(1 for l in logs if l.get("request_id_replaced")) == 5, "request_id_replaced not logged: %r" % logs[:5])
+        check(plain in [l["request_id"] for l in logs], "the plain id is not the logged request_id")
+    finally:
+        a.stop()
+        local.stop()
+        cloud.stop()
