@@ -35,6 +35,8 @@ def ctx(sample):
         "{}", "Contact: {}", "please reach me at {} tomorrow", "({})", "\"{}\"",
         "value={}", "- {}", "Details: {}; thanks.", "{} is the one on file.",
         "<td>{}</td>", "{{\"field\": \"{}\"}}", "note: {}.",
+        # glued to punctuation, as in CSV rows, paths, identifiers and labels
+        "Jane,{},NY", "7,{},12/29,42", "id_{}", "#{}", "/pay/{}/", "ref:{}", "[{}]",
     ])
     return t.format(sample)
 
@@ -150,12 +152,31 @@ def card_pos():
     return ctx(R.choice([num, fmt_card(num, " "), fmt_card(num, "-"), num]))
 
 
+def is_card(d):
+    return 13 <= len(d) <= 19 and luhn_ok(d) and any(d.startswith(p) and 13 <= len(d) <= 19 for p, _ in SCHEMES)
+
+
+def luhn_ok(d):
+    total = 0
+    for i, c in enumerate(reversed(d)):
+        v = int(c) * (2 if i % 2 else 1)
+        total += v - 9 if v > 9 else v
+    return total % 10 == 0
+
+
 def card_neg():
-    num = card_number()
-    bad = num[:-1] + str((int(num[-1]) + R.randint(1, 9)) % 10)
+    # a hard negative must be no card at all: not the number, and not a
+    # card followed by more digits (16 + a 3-digit group reads as card + CVV;
+    # Maestro runs to 19 digits), so such draws are made again
+    while True:
+        num = card_number()
+        bad = num[:-1] + str((int(num[-1]) + R.randint(1, 9)) % 10)
+        longer = num + str(R.randint(0, 9))
+        if not any(is_card(bad[:k]) for k in range(13, len(bad) + 1)) and not is_card(longer):
+            break
     unknown = luhn_complete(R.choice("1789") + digits(14))
     return R.choice([
-        ctx(bad), ctx(fmt_card(bad, " ")), ctx(unknown), f"ref {num}{R.randint(0, 9)}",
+        ctx(bad), ctx(fmt_card(bad, " ")), ctx(unknown), f"ref {longer}",
         f"order {R.randint(10 ** 9, 10 ** 12)}", f"ts {R.randint(1500000000000, 1800000000000)}",
         f"uuid {alnum(32, '0123456789abcdef')}", f"tx {alnum(12, '0123456789')}",
         f"phone (555) 123-{R.randint(1000, 9999)}", f"ISBN 978{digits(10)}", R.choice(PROSE),

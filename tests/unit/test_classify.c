@@ -169,6 +169,35 @@ static void test_ipv4(void)
     CHECK(text_hits("11.2.3.4.", "ipv4") == 1);
 }
 
+/* A match is refused only when a letter or digit touches it (or it
+ * continues a longer number or token); '_' and punctuation separate:
+ * CSV fields, paths, identifiers, labels. */
+static void test_glued_to_punctuation(void)
+{
+    CHECK(text_hits("Jane,4111111111111111,12/29", "credit_card") == 1);
+    CHECK(text_hits("/pay/4111-1111-1111-1111/charge", "credit_card") == 1);
+    CHECK(text_hits("cc_4111111111111111_exp", "credit_card") == 1);
+    CHECK(text_hits("w+4111111111111111", "credit_card") == 1);
+    CHECK(text_hits("x4111111111111111", "credit_card") == 0);      /* inside a token */
+    CHECK(text_hits("0.4111111111111111", "credit_card") == 0);     /* a fraction */
+    CHECK(text_hits("Jane,123-45-6789,NY", "us_ssn") == 1);
+    CHECK(text_hits("SSN#123-45-6789", "us_ssn") == 1);
+    CHECK(text_hits("id_123-45-6789", "us_ssn") == 1);
+    CHECK(text_hits("ssn-123-45-6789", "us_ssn") == 1);             /* labelled */
+    CHECK(text_hits("tel:555-123-4567", "phone") == 1);
+    CHECK(text_hits("Jane,+44 20 7946 0958", "phone") == 1);
+    CHECK(text_hits("12:555-123-4567", "phone") == 0);              /* a time first */
+    CHECK(text_hits("host_10.20.30.40_db", "ipv4") == 1);
+    CHECK(text_hits("iban_GB82WEST12345698765432", "iban") == 1);
+    CHECK(text_hits("aws_AKIAIOSFODNN7EXAMPLE_x", "secret_key") == 1);
+    CHECK(text_hits("key_sk-proj-a1B2c3D4e5F6g7H8i9J0a1B2c3D4e5F6g7H8i9J0", "secret_key") == 1);
+    CHECK(text_hits("id_eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+                    "secret_key") == 1);
+    /* a key body dense with '-' and '_' (no alphanumeric run of 16) */
+    CHECK(text_hits("sk-proj-QdeAJryXe-g4q0OkAK_Ez0f-6467jRAfw5Q_RPuzwT72R_kTGIDBF_hfp2mc-J-x", "secret_key") == 1);
+    CHECK(text_hits("sk-learn-compatible-estimator-wrapper-for-pipelines", "secret_key") == 0);
+}
+
 static void test_keywords_and_regex(void)
 {
     CHECK(text_hits("status of NIGHTJAR?", "codenames") == 1);
@@ -357,6 +386,7 @@ int main(void)
     RUN(test_iban);
     RUN(test_keys);
     RUN(test_ipv4);
+    RUN(test_glued_to_punctuation);
     RUN(test_keywords_and_regex);
     RUN(test_bad_regex);
     RUN(test_level_is_max);

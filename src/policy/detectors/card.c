@@ -64,14 +64,18 @@ static int known_iin(const unsigned char *d, int len)
     return 0;
 }
 
+/* A card may follow anything but a letter or digit (it would be part of a
+ * longer token) or a decimal point after a digit (0.4111... is a fraction):
+ * the Luhn and IIN checks carry the rest, so "Jane,4111...", "pay/4111...",
+ * "cc_4111..." are cards. */
 static int left_ok(const unsigned char *s, size_t b)
 {
     if (b == 0)
         return 1;
     unsigned char c = s[b - 1];
-    if (is_alnum(c) || c == '_' || c == '.' || c == '+')
+    if (is_alnum(c))
         return 0;
-    if ((c == '-' || c == '/' || c == ',') && b >= 2 && is_alnum(s[b - 2]))
+    if (c == '.' && b >= 2 && is_digit(s[b - 2]))
         return 0;
     return 1;
 }
@@ -81,12 +85,12 @@ static int right_ok(const unsigned char *s, size_t n, size_t e, int full)
     if (e >= n)
         return 1;
     unsigned char c = s[e];
-    if (is_alnum(c) || c == '_')
+    if (is_alnum(c))
         return 0;
     if (!full)
         return c == ' ';
-    if ((c == '-' || c == '.' || c == '/' || c == ',') && e + 1 < n && is_digit(s[e + 1]))
-        return 0;
+    if (c == '.' && e + 1 < n && is_digit(s[e + 1]))
+        return 0;       /* 4111...1111.5 is a decimal; a ',' or '/' ends it */
     return 1;
 }
 

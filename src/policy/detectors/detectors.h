@@ -56,16 +56,19 @@ static inline int is_alpha(unsigned char c) { return is_upper(c) || is_lower(c);
 static inline int is_alnum(unsigned char c) { return is_alpha(c) || is_digit(c); }
 static inline unsigned char to_lower(unsigned char c) { return is_upper(c) ? (unsigned char)(c + 32) : c; }
 
-/* May a phone or SSN number start at s[b]? Not inside a word, a decimal,
- * an identifier (x-123, 2024/...), a time (12:...) or after + $ #. */
+/* May a phone or SSN number start at s[b]? Not when a letter or digit
+ * touches it, nor when it continues a longer token: a part number (AB-123),
+ * a dotted name or decimal (v1.555, 1.5), a time (12:30), a sum (1+555).
+ * Other punctuation and '_' separate, so "Jane,555-123-4567", "#123-45-6789",
+ * "id_...", "tel:..." and "tel/..." are matches: when in doubt, sensitive. */
 static inline int number_left_ok(const unsigned char *s, size_t b)
 {
     if (b == 0)
         return 1;
     unsigned char c = s[b - 1];
-    if (is_alnum(c) || c == '_' || c == '.' || c == '+' || c == '$' || c == '#')
+    if (is_alnum(c))
         return 0;
-    if ((c == '-' || c == '/' || c == ',') && b >= 2 && (is_alnum(s[b - 2]) || s[b - 2] == '.'))
+    if ((c == '-' || c == '.' || c == '+') && b >= 2 && (is_alnum(s[b - 2]) || s[b - 2] == '.'))
         return 0;
     if (c == ':' && b >= 2 && is_digit(s[b - 2]))
         return 0;

@@ -62,7 +62,7 @@ static size_t read_iban(const unsigned char *s, size_t n, size_t b)
         iban[len++] = c;
         p++;
     }
-    if (len != want || (p < n && (is_alnum(s[p]) || s[p] == '_')))
+    if (len != want || (p < n && is_alnum(s[p])))
         return 0;
     return mod97_ok(iban, len) ? p : 0;
 }
@@ -74,7 +74,7 @@ size_t iban_at(const unsigned char *s, size_t n, size_t i, size_t *start)
     if (i < 2 || !is_upper(s[i - 2]) || !is_upper(s[i - 1]))
         return 0;
     size_t b = i - 2;
-    if (b > 0 && (is_alnum(s[b - 1]) || s[b - 1] == '_'))
+    if (b > 0 && is_alnum(s[b - 1]))
         return 0;
     *start = b;
     return read_iban(s, n, b);

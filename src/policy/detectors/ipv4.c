@@ -38,7 +38,7 @@ static int version_label(const unsigned char *s, size_t b)
 /* An address starting at the digit b? Returns its end or 0. */
 size_t ipv4_at(const unsigned char *s, size_t n, size_t b)
 {
-    if (b > 0 && (is_alnum(s[b - 1]) || s[b - 1] == '.' || s[b - 1] == '_'))
+    if (b > 0 && (is_alnum(s[b - 1]) || s[b - 1] == '.'))
         return 0;
     size_t p = b;
     int parts = 0;
@@ -54,7 +54,7 @@ size_t ipv4_at(const unsigned char *s, size_t n, size_t b)
             p++;
         }
     }
-    if (p < n && (is_alnum(s[p]) || s[p] == '_' || (s[p] == '.' && p + 1 < n && is_digit(s[p + 1]))))
+    if (p < n && (is_alnum(s[p]) || (s[p] == '.' && p + 1 < n && is_digit(s[p + 1]))))
         return 0;
     return version_label(s, b) ? 0 : p;
 }

@@ -11,9 +11,11 @@
 
 static int b64url(unsigned char c) { return is_alnum(c) || c == '-' || c == '_'; }
 
+/* A key may follow anything but a letter or digit: "aws_AKIA...",
+ * "key_sk-..." are keys (when in doubt, sensitive). */
 static int boundary_before(const unsigned char *s, size_t b)
 {
-    return b == 0 || !(is_alnum(s[b - 1]) || s[b - 1] == '_');
+    return b == 0 || !is_alnum(s[b - 1]);
 }
 
 static size_t run_of(const unsigned char *s, size_t n, size_t p, int (*ok)(unsigned char))
@@ -52,7 +54,10 @@ static size_t openai_like(const unsigned char *s, size_t n, size_t t, size_t *st
      * than two digits (the leak test met one). */
     int mixed = digits >= 2 && letters >= 2;
     int cased = best >= 20 && upper >= 3 && lower >= 3;
-    if (best < 16 || !(mixed || cased))
+    /* A body dense with '-' and '_' has short runs, but hyphenated words
+     * never mix both cases and digits over 32 bytes. */
+    int dense = e - t - 1 >= 32 && digits >= 2 && upper >= 3 && lower >= 3;
+    if (!dense && (best < 16 || !(mixed || cased)))
         return 0;
     *start = t - 2;
     return e;
@@ -142,7 +147,7 @@ static size_t aws_google(const unsigned char *s, size_t n, size_t t, size_t *sta
         size_t e = t + 4;
         while (e < n && (is_upper(s[e]) || is_digit(s[e])) && e - t < 21)
             e++;
-        if (e - t == 20 && (e >= n || !(is_alnum(s[e]) || s[e] == '_'))) {
+        if (e - t == 20 && (e >= n || !is_alnum(s[e]))) {
             *start = t;
             return e;
         }
@@ -154,7 +159,7 @@ static size_t aws_google(const unsigned char *s, size_t n, size_t t, size_t *sta
 /* header.payload.signature, base64url, header starting eyJ ('J' at t). */
 static size_t jwt(const unsigned char *s, size_t n, size_t t, size_t *start)
 {
-    if (t < 2 || s[t - 2] != 'e' || s[t - 1] != 'y' || !(t == 2 || !b64url(s[t - 3])))
+    if (t < 2 || s[t - 2] != 'e' || s[t - 1] != 'y' || !(t == 2 || !is_alnum(s[t - 3])))
         return 0;
     size_t e1 = run_of(s, n, t, b64url);
     if (e1 - t < 8 || e1 >= n || s[e1] != '.')

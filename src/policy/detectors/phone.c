@@ -168,7 +168,7 @@ static int right_ok(const unsigned char *s, size_t n, size_t e, int full)
     if (e >= n)
         return 1;
     unsigned char c = s[e];
-    if (is_alnum(c) || c == '_' || c == '@')
+    if (is_alnum(c) || c == '@')
         return 0;
     if (!full)
         return c == ' ';

@@ -21,9 +21,9 @@ static int right_ok(const unsigned char *s, size_t n, size_t e)
     if (e >= n)
         return 1;
     unsigned char c = s[e];
-    if (is_alnum(c) || c == '_')
+    if (is_alnum(c))
         return 0;
-    if ((c == '-' || c == '.' || c == '/' || c == ',' || c == ':') && e + 1 < n && is_digit(s[e + 1]))
+    if ((c == '-' || c == '.' || c == '/' || c == ':') && e + 1 < n && is_digit(s[e + 1]))
         return 0;
     return 1;
 }
@@ -45,7 +45,7 @@ static int labelled(const unsigned char *s, size_t b)
 size_t ssn_at(const unsigned char *s, size_t n, size_t i, size_t run_end)
 {
     size_t len = run_end - i;
-    if (!number_left_ok(s, i))
+    if (!number_left_ok(s, i) && !labelled(s, i))
         return 0;
     if (len == 3 && run_end + 8 <= n) {
         const unsigned char *p = s + i;
