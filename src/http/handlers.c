@@ -1,8 +1,11 @@
 /* handlers.c — what airlock answers itself: health, readiness, the model
  * list and the explain endpoint; and handle_prepare, which turns a body into
  * a level and a plan for both explain and the proxy. */
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "airlock/exchange.h"
 #include "airlock/state.h"
@@ -28,6 +31,19 @@ void handle_healthz(struct exchange *ex)
     respond_buffer(ex, 200, "application/json", ok, sizeof ok - 1);
 }
 
+/* ,"reason":"..." when the backend is not usable (probe, cool-down, circuit) */
+static void append_reason(struct buf *b, const struct backend *be)
+{
+    char why[128];
+    state_reason(be, why, sizeof why);
+    if (!why[0] && be->key_missing)
+        snprintf(why, sizeof why, "%s is not set", be->api_key_env);
+    if (why[0]) {
+        buf_puts(b, ",\"reason\":");
+        buf_append_json_string(b, why);
+    }
+}
+
 void handle_readyz(struct exchange *ex)
 {
     struct buf b = { 0 };
@@ -35,11 +51,13 @@ void handle_readyz(struct exchange *ex)
     buf_puts(&b, "{\"backends\":[");
     for (int i = 0; i < ex->cfg->n_backends; i++) {
         const struct backend *be = &ex->cfg->backends[i];
-        int up = state_usable(be);
+        int up = state_usable(be) && !be->key_missing;
         usable += up;
         buf_appendf(&b, "%s{\"name\":", i ? "," : "");
         buf_append_json_string(&b, be->name);
-        buf_appendf(&b, ",\"state\":\"%s\"}", state_describe(be));
+        buf_appendf(&b, ",\"state\":\"%s\"", state_describe(be));
+        append_reason(&b, be);
+        buf_puts(&b, "}");
     }
     buf_appendf(&b, "],\"ready\":%s", usable ? "true" : "false");
     if (!usable)
@@ -72,7 +90,7 @@ void handle_models(struct exchange *ex)
     }
     for (int i = 0; i < cfg->n_routes; i++) {
         const char *g = cfg->routes[i].model_glob;
-        if (!g || strpbrk(g, "*?") || seen_model(cfg, cfg->n_backends, g))
+        if (!g || strpbrk(g, "*?[\\") || seen_model(cfg, cfg->n_backends, g))
             continue;
         buf_appendf(&b, "%s{\"id\":", n++ ? "," : "");
         buf_append_json_string(&b, g);
@@ -82,17 +100,33 @@ void handle_models(struct exchange *ex)
     respond_json_buf(ex, 200, &b);
 }
 
-/* A rough token estimate (4 bytes a token) of the text a model will read. */
-static long text_bytes(const cJSON *item)
+/* Quarter-tokens of the text a model will read: ASCII about 4 bytes a
+ * token, a 2-byte letter (Cyrillic, Greek, Arabic) about half a token, a
+ * CJK character or an emoji about one. Four bytes a token throughout let
+ * a long non-Latin prompt pass a context_window and be truncated. */
+static long text_quarter_tokens(const cJSON *item)
 {
-    long n = 0;
+    long q = 0;
     for (const cJSON *c = item; c; c = c->next) {
         if (cJSON_IsString(c) && c->valuestring)
-            n += (long)strlen(c->valuestring);
+            for (const unsigned char *p = (const unsigned char *)c->valuestring; *p; p++)
+                q += *p < 0x80 ? 1 : *p < 0xc0 ? 0 : *p < 0xe0 ? 2 : 4;
         if (c->child)
-            n += text_bytes(c->child);
+            q += text_quarter_tokens(c->child);
     }
-    return n;
+    return q;
+}
+
+/* The completion budget the client asked for (max_tokens, or the newer
+ * max_completion_tokens), 0 when it did not. */
+static long completion_budget(const cJSON *root)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "max_completion_tokens");
+    if (!cJSON_IsNumber(m))
+        m = cJSON_GetObjectItemCaseSensitive(root, "max_tokens");
+    if (!cJSON_IsNumber(m) || m->valuedouble < 0)
+        return 0;
+    return m->valuedouble > 1e9 ? 1000000000L : (long)m->valuedouble;
 }
 
 static int validate_chat(struct exchange *ex, const cJSON *root)
@@ -156,14 +190,129 @@ static void merge_hits(struct classification *into, const struct classification 
     }
 }
 
-/* The client's level header may raise the level, never lower it. */
+/* An object's first key that appears twice in it, or NULL. Parsers differ
+ * on which of two values they keep (cJSON the first, Python and Go the
+ * last), so such a body could be classified by one value and read by the
+ * upstream as the other: it is refused. */
+static int cmp_keys(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static const char *duplicate_key(const cJSON *item, int *oom)
+{
+    for (; item; item = item->next) {
+        if (!item->child)
+            continue;
+        if (cJSON_IsObject(item)) {
+            int n = 0;
+            for (const cJSON *c = item->child; c; c = c->next)
+                n++;
+            if (n > 1 && n <= 16) {
+                for (const cJSON *a = item->child; a; a = a->next)
+                    for (const cJSON *b = a->next; b; b = b->next)
+                        if (a->string && b->string && strcmp(a->string, b->string) == 0)
+                            return a->string;
+            } else if (n > 16) {
+                const char **keys = malloc((size_t)n * sizeof *keys);
+                if (!keys) {
+                    *oom = 1;
+                    return NULL;
+                }
+                int k = 0;
+                for (const cJSON *c = item->child; c; c = c->next)
+                    keys[k++] = c->string ? c->string : "";
+                qsort(keys, (size_t)n, sizeof *keys, cmp_keys);
+                const char *dup = NULL;
+                for (int i = 1; i < n && !dup; i++)
+                    if (strcmp(keys[i - 1], keys[i]) == 0)
+                        dup = keys[i];
+                free(keys);
+                if (dup)
+                    return dup;
+            }
+        }
+        const char *d = duplicate_key(item->child, oom);
+        if (d || *oom)
+            return d;
+    }
+    return NULL;
+}
+
+/* The number tokens of a JSON text (outside strings) of 9 digits or more,
+ * each followed by '\n', for the classifier: a card sent as a 19-digit
+ * number is beyond a double's precision, so the parsed tree cannot show it
+ * as written. Strings are skipped with memchr; their text is classified
+ * from the tree. */
+static int number_tokens(const char *s, size_t n, struct buf *out)
+{
+    size_t i = 0;
+    while (i < n) {
+        char c = s[i];
+        if (c == '"') {
+            const char *p = s + i + 1, *end = s + n;
+            for (;;) {
+                const char *q = memchr(p, '"', (size_t)(end - p));
+                if (!q)
+                    return 0;   /* the parser has accepted the body, so never here */
+                size_t bs = 0;
+                while (q - bs - 1 >= s + i + 1 && q[-1 - (ptrdiff_t)bs] == '\\')
+                    bs++;
+                p = q + 1;
+                if (bs % 2 == 0)
+                    break;
+            }
+            i = (size_t)(p - s);
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t j = i, nd = 0;
+            for (; j < n; j++) {
+                char d = s[j];
+                if (d >= '0' && d <= '9')
+                    nd++;
+                else if (d != '-' && d != '+' && d != '.' && d != 'e' && d != 'E')
+                    break;
+            }
+            if (nd >= 9 && (buf_append(out, s + i, j - i) < 0 || buf_append(out, "\n", 1) < 0))
+                return -1;
+            i = j;
+        } else {
+            i++;
+        }
+    }
+    return 0;
+}
+
+struct level_header {
+    const struct config *cfg;
+    int level;                  /* the highest asked for */
+    const char *bad;            /* a value that is not a level */
+};
+
+static enum MHD_Result each_level_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                        const char *value)
+{
+    struct level_header *h = cls;
+    (void)kind;
+    if (!key || strcasecmp(key, h->cfg->sensitivity_header) != 0)
+        return MHD_YES;
+    int want = config_level_index(h->cfg, value ? value : "");
+    if (want < 0)
+        h->bad = value ? value : "";
+    else if (want > h->level)
+        h->level = want;
+    return MHD_YES;
+}
+
+/* The client's level header may raise the level, never lower it. Sent more
+ * than once, the highest counts; any value that is not a level is a 400. */
 static int apply_level_header(struct exchange *ex)
 {
     const struct config *cfg = ex->cfg;
-    const char *v = MHD_lookup_connection_value(ex->conn, MHD_HEADER_KIND, cfg->sensitivity_header);
-    if (!v)
+    struct level_header h = { cfg, -1, NULL };
+    MHD_get_connection_values(ex->conn, MHD_HEADER_KIND, each_level_value, &h);
+    if (!h.bad && h.level < 0)
         return 0;
-    int want = config_level_index(cfg, v);
+    int want = h.bad ? -1 : h.level;
     if (want < 0) {
         struct buf msg = { 0 };
         buf_appendf(&msg, "Invalid %s header: expected one of", cfg->sensitivity_header);
@@ -233,13 +382,35 @@ int handle_prepare(struct exchange *ex)
     if (ex->endpoint == EP_EMBEDDINGS)
         ex->stream = 0;
 
+    int oom = 0;
+    const char *dup = duplicate_key(ex->json, &oom);
+    if (oom) {
+        respond_error(ex, 500, "server_error", NULL, NULL, "out of memory");
+        return -1;
+    }
+    if (dup) {     /* the key is not named: it may be the sensitive text */
+        respond_error(ex, 400, "invalid_request_error", "duplicate_key", NULL,
+                      "The JSON body has an object with the same key twice.");
+        return -1;
+    }
+
     classify_request(cfg->classifier, cfg, ex->json, &ex->cls);
-    /* The raw bytes too: a card number sent as a JSON number is no string,
-     * and whatever an upstream's parser makes of odd input, it was these
-     * bytes. The level is the higher of the two readings. */
-    struct classification raw;
-    classify_text(cfg->classifier, ex->body.data, ex->body.len, &raw);
-    merge_hits(&ex->cls, &raw);
+    /* Long numbers as written (see number_tokens); their hits carry no
+     * offsets, the scanned text does not hold them. */
+    struct buf nums = { 0 };
+    struct classification num_cls;
+    if (number_tokens(ex->body.data, ex->body.len, &nums) < 0) {
+        buf_free(&nums);
+        respond_error(ex, 500, "server_error", NULL, NULL, "out of memory");
+        return -1;
+    }
+    if (nums.len) {
+        classify_text(cfg->classifier, nums.data, nums.len, &num_cls);
+        for (int i = 0; i < num_cls.n_hits; i++)
+            num_cls.hits[i].n_offsets = 0;
+        merge_hits(&ex->cls, &num_cls);
+    }
+    buf_free(&nums);
     ex->level = ex->cls.level;
     /* cJSON strings end at an escaped NUL, so text after one was never
      * scanned: fail closed. */
@@ -248,12 +419,14 @@ int handle_prepare(struct exchange *ex)
     if (apply_level_header(ex) < 0)
         return -1;
 
-    ex->prompt_tokens = text_bytes(cJSON_GetObjectItemCaseSensitive(ex->json, is_chat ? "messages" : "input")) / 4 + 1;
+    ex->prompt_tokens =
+        text_quarter_tokens(cJSON_GetObjectItemCaseSensitive(ex->json, is_chat ? "messages" : "input")) / 4 + 1;
     struct route_input in = {
         .model = ex->client_model,
         .client = NULL,
         .level = ex->level,
         .prompt_tokens = ex->prompt_tokens,
+        .completion_tokens = is_chat ? completion_budget(ex->json) : 0,
         .stream = ex->stream,
         .budget_exhausted = 0,
     };
@@ -306,8 +479,9 @@ void handle_explain(struct exchange *ex)
             buf_puts(&b, "null");
         buf_appendf(&b, ",\"zone\":\"%s\",\"clearance\":", be->zone == ZONE_LOCAL ? "local" : "cloud");
         buf_append_json_string(&b, cfg->levels[be->clearance]);
-        buf_appendf(&b, ",\"state\":\"%s\",\"estimated_prompt_cost_usd\":%.6f}",
-                    state_describe(be), cost);
+        buf_appendf(&b, ",\"state\":\"%s\"", state_describe(be));
+        append_reason(&b, be);
+        buf_appendf(&b, ",\"estimated_prompt_cost_usd\":%.6f}", cost);
     }
     buf_puts(&b, "],\"excluded\":[");
     for (int i = 0; i < ex->plan.n_excluded; i++) {

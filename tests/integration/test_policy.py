@@ -94,7 +94,7 @@ def _():
 def _():
     faults = [("500", {"kind": "status", "code": 500}, "HTTP 500"),
               ("hang", {"kind": "hang"}, "first_byte_ms"),
-              ("429", {"kind": "rate_limit", "retry_after": 1}, "429"),
+              ("429", {"kind": "rate_limit", "retry_after": 1}, ("429", "skipped (cooldown)")),
               ("context length", {"kind": "context_length"}, "context length"),
               ("closed", {"kind": "close"}, "local:"),
               ("stream error", {"kind": "stream_error", "after": 0}, "error event")]
@@ -121,14 +121,19 @@ def _():
                     t0 = time.time()
                     r = a.chat(text, stream=stream)
                     e = no_cleared(r, "%s/%s" % (fname, name), secret)
-                    check(why in e["message"], "%s/%s: the message does not say why local failed: %s" %
+                    whys = why if isinstance(why, tuple) else (why,)
+                    check(any(w in e["message"] for w in whys), "%s/%s: the message does not say why local failed: %s" %
                           (fname, name, e["message"]))
                     check(time.time() - t0 < 0.5 + 1.0, "%s/%s took %.2fs" % (fname, name, time.time() - t0))
                 # the circuit is open now: airlock tries the only cleared backend
-                # anyway rather than anything else
+                # anyway rather than anything else; never one that said, with
+                # a 429, when to come back
                 n = local.count()
                 no_cleared(a.chat(SAMPLES["credit_card"][0], stream=stream), "%s, circuit open" % fname)
-                check(local.count() == n + 1, "%s: the circuit-open try-anyway did not go to local" % fname)
+                if fname == "429":
+                    check(local.count() == n, "429: the cooling backend was tried anyway")
+                else:
+                    check(local.count() == n + 1, "%s: the circuit-open try-anyway did not go to local" % fname)
             finally:
                 a.stop()
                 local.stop()
@@ -213,8 +218,6 @@ HOSTILE = [
     ("response_format schema", chat_body("hi", response_format={"type": "json_schema", "json_schema": {
         "name": "x", "schema": {"description": "AKIAIOSFODNN7EXAMPLE"}}}), "secret"),
     ("model field", chat_body("hi").replace('"model": "m"', '"model": "jane@example.com"'), "confidential"),
-    ("duplicate messages key", '{"model":"m","messages":[{"role":"user","content":"hi"}],'
-                               '"messages":[{"role":"user","content":"jane@example.com"}]}', "confidential"),
     ("image part (unreadable)", json.dumps({"model": "m", "messages": [{"role": "user", "content": [
         {"type": "text", "text": "what is this?"},
         {"type": "image_url", "image_url": {"url": "https://example.org/cat.png"}}]}]}), "secret"),
@@ -418,6 +421,60 @@ def _():
         logs = a.request_logs()
         check(sum(1 for l in logs if l.get("request_id_replaced")) == 5, "request_id_replaced not logged: %r" % logs[:5])
         check(plain in [l["request_id"] for l in logs], "the plain id is not the logged request_id")
+    finally:
+        a.stop()
+        local.stop()
+        cloud.stop()
+
+
+@test("policy: a body with a key twice in one object is refused; a repeated level header counts at its highest")
+def _():
+    import http.client
+    local, cloud = Mock("ollama", "local"), Mock("openai", "cloud")
+    a = policy_daemon(local, cloud)
+    try:
+        # parsers keep different ones of two values: the classifier must never
+        # read one while the upstream reads the other
+        bodies = [
+            '{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"x","text":"4111 1111 "},'
+            '{"type":"text","text":"1111 1111"}]}]}',
+            '{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"hi","type":"image_url",'
+            '"image_url":{"url":"https://x/y.png"}}]}]}',
+            '{"model":"m","messages":[{"role":"user","content":"hi","content":"4111 1111 1111 1111"}]}',
+            '{"model":"m","messages":[{"role":"user","content":"hi"}],"user":"a","us\\u0065r":"b"}',
+        ]
+        for i, body in enumerate(bodies):
+            for path in ("/v1/chat/completions", "/v1/airlock/explain"):
+                r = a.request("POST", path, body)
+                check(r.status == 400, "body %d on %s: %d %r" % (i, path, r.status, r.body[:200]))
+                e = json.loads(r.body)["error"]
+                check(e["code"] == "duplicate_key" and "4111" not in e["message"], "body %d: %r" % (i, e))
+        many = "{" + ",".join('"k%d":%d' % (i, i) for i in range(40)) + ',"k7":1}'
+        r = a.request("POST", "/v1/chat/completions",
+                      '{"model":"m","messages":[{"role":"user","content":"hi"}],"metadata":%s}' % many)
+        check(r.status == 400, "a duplicate among 41 keys: %d" % r.status)
+        check(cloud.count() == 0 and local.count() == 0, "a refused body reached a backend")
+
+        def twice(values):
+            c = http.client.HTTPConnection("127.0.0.1", a.port, timeout=10)
+            body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "what is a mutex?"}]})
+            c.putrequest("POST", "/v1/chat/completions")
+            c.putheader("Content-Type", "application/json")
+            c.putheader("Content-Length", str(len(body)))
+            for v in values:
+                c.putheader("X-Airlock-Level", v)
+            c.endheaders(body.encode())
+            r = c.getresponse()
+            out = (r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+            c.close()
+            return out
+        for values in (["public", "secret"], ["secret", "public"], ["internal", "secret", "public"]):
+            st, h, _ = twice(values)
+            check(st == 200 and h["x-airlock-level"] == "secret" and h["x-airlock-backend"] == "local",
+                  "%r: %d %r" % (values, st, h))
+        st, h, body = twice(["public", "bogus"])
+        check(st == 400 and json.loads(body)["error"]["code"] == "invalid_level", "a bad second value: %d" % st)
+        check(cloud.count() == 0, "the cloud received %d requests" % cloud.count())
     finally:
         a.stop()
         local.stop()

@@ -78,8 +78,19 @@ void detect_email(const unsigned char *s, size_t n, const struct hit_sink *k)
             }
             break;
         }
-        if (labels < 2 || !top_label_ok(s + label, e - label))
+        if (labels < 2)
             continue;
+        if (!top_label_ok(s + label, e - label)) {
+            /* text in another script may follow with no space between
+             * (jane@example.com谢谢, an emoji): the top label then ends
+             * where its ASCII letters do */
+            size_t p = label;
+            while (p < e && is_alpha(s[p]))
+                p++;
+            if (p == e || s[p] < 0x80 || !top_label_ok(s + label, p - label))
+                continue;
+            e = p;
+        }
         sink_hit(k, b, e);
         i = e;
         floor = e;
