@@ -16,7 +16,9 @@
 #include "airlock/sse.h"
 #include "airlock/util.h"
 
-#define MAX_ATTEMPTS 20
+/* Records of skips and tries per request; when full, nothing more is tried
+ * (so no record is ever overwritten): far above any real chain. */
+#define MAX_ATTEMPTS 32
 
 struct worker;
 
@@ -105,7 +107,8 @@ struct exchange {
     struct buf upstream_body;   /* what we send */
     struct buf upstream_resp;   /* non-stream body, or an error body (bounded) */
     long upstream_status;
-    long retry_after_s;
+    long retry_after_s;         /* the upstream's Retry-After in seconds, -1 none */
+    char retry_after_raw[64];   /* as it came (seconds or an HTTP date), for a passthrough */
     int got_first_byte;
     uint64_t first_byte_deadline;   /* ms, 0 = none */
     uint64_t idle_deadline;         /* ms, 0 = none */
@@ -116,6 +119,7 @@ struct exchange {
     int forced;                     /* tried a backend whose state said skip */
     int holds_trial;                /* the running attempt is its backend's half-open trial */
     uint64_t retry_at;              /* ms: retry the same backend then; 0 = none */
+    int cur_candidate;              /* plan index of the current/last attempt */
     int retry_candidate;
     int paused;                     /* upstream paused for backpressure */
     int want_unpause;
@@ -142,6 +146,9 @@ struct exchange {
     size_t out_off;
     int out_finished;           /* no more bytes will come */
     int suspended;
+    int client_fd;              /* the client's socket once watched, else -1 */
+    int peer_closed;            /* the client's socket said end-of-file */
+    int client_gone;            /* ...while the request waited: it was abandoned */
     size_t bytes_out;
 };
 
@@ -154,9 +161,16 @@ void ex_list_remove(struct exchange **head, struct exchange *ex, size_t off);
 /* http/request.c */
 int request_add_common_headers(struct exchange *ex, struct MHD_Response *r);
 /* Parks the connection while nothing can be sent / wakes it up. Counted per
- * worker: libmicrohttpd must not be stopped with a connection parked. */
-void exchange_suspend(struct exchange *ex);
+ * worker: libmicrohttpd must not be stopped with a connection parked.
+ * While parked, the worker watches the client's socket itself (MHD does
+ * not): exchange_suspend returns -1, parking nothing, when the client has
+ * already hung up; the caller then ends the request. */
+int exchange_suspend(struct exchange *ex);
 void exchange_resume(struct exchange *ex);
+/* The worker saw the client of this parked exchange hang up: its upstream
+ * work is cancelled (no fallback, no retry) and the connection is woken to
+ * be closed. */
+void request_client_hung_up(struct exchange *ex);
 
 /* http/errors.c: builds OpenAI's error object and makes it the response. */
 void respond_error(struct exchange *ex, unsigned status, const char *type,
@@ -183,7 +197,6 @@ ssize_t proxy_stream_reader(void *cls, uint64_t pos, char *buf, size_t max);
  * (the worker loop does before it sleeps): one write for many requests. */
 void log_exchange(const struct exchange *ex);
 void log_flush(struct buf *lines);
-void log_event(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 const char *outcome_name(enum outcome o);
 

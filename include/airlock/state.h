@@ -29,6 +29,15 @@ void state_cooldown(const struct backend *b, uint64_t ms);
 void state_probe_result(const struct backend *b, enum probe_state s, const char *why);
 /* "up", "down", "open", "half_open", "cooldown" or "unknown". */
 const char *state_describe(const struct backend *b);
+/* Why `b` is not usable ("probe: HTTP 503", "circuit open for 2900 ms
+ * more"), or "" when it is. */
+void state_reason(const struct backend *b, char *out, size_t n);
+/* When every candidate is skipped, which to try anyway: lower is likelier
+ * alive (probe not down, circuit nearest its trial); -1 = never (a 429
+ * cool-down: the upstream said when to come back). */
+long long state_force_rank(const struct backend *b, uint64_t now);
+/* Milliseconds of 429 cool-down left; 0 if none. */
+uint64_t state_cooldown_left(const struct backend *b, uint64_t now);
 /* Milliseconds until `b` may be usable again; 0 if now or unknown. */
 uint64_t state_retry_in(const struct backend *b, uint64_t now);
 

@@ -19,7 +19,9 @@ enum { JSON_KEY_ERROR = 1, JSON_KEY_CHOICES = 2, JSON_KEY_DATA = 4 };
 /* Is s[0..n) exactly one JSON value (RFC 8259 grammar, whitespace around it
  * allowed, nesting at most JSON_CHECK_DEPTH)? No tree is built and nothing
  * is allocated. When it is an object, *keys gets the JSON_KEY_* bits of its
- * top-level keys (written unescaped). Returns 0 when valid, else -1. */
+ * top-level keys (written unescaped): "error" when its value is not null,
+ * "choices" and "data" when they are non-empty arrays. Returns 0 when
+ * valid, else -1. */
 int json_check(const char *s, size_t n, unsigned *keys);
 
 /* Does an upstream error body say the prompt was too long for the model?

@@ -25,6 +25,10 @@ void buf_free(struct buf *b);
 uint64_t now_ms(void);
 uint64_t now_us(void);
 
+/* One JSON line on stderr: {"ts","level","msg"}. Never pass prompt text,
+ * keys or matched text in fmt's arguments. */
+void log_event(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* 1 when s[0..n) is well-formed UTF-8 (no overlongs, surrogates or values
  * past U+10FFFF): JSON must be, and the classifier must see what the
  * backend will. */

@@ -3,6 +3,7 @@
  * decides; a 429 sets a cool-down; probes mark a backend up or down.
  * One mutex guards the small table; nothing here does I/O. */
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "airlock/state.h"
@@ -21,6 +22,7 @@ struct backend_state {
     int trial_in_flight;
     uint64_t trial_started;
     enum probe_state probe;
+    char probe_why[96];         /* the last failed probe's reason */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -90,9 +92,11 @@ int state_usable(const struct backend *b)
 void state_record(const struct config *cfg, const struct backend *b, int success)
 {
     uint64_t now = now_ms();
+    enum circuit before = CIRCUIT_CLOSED, after = CIRCUIT_CLOSED;
     pthread_mutex_lock(&lock);
     struct backend_state *s = find(b);
     if (s) {
+        before = s->circuit;
         int was_trial = s->circuit == CIRCUIT_HALF_OPEN;
         s->trial_in_flight = 0;
         if (success) {
@@ -102,8 +106,15 @@ void state_record(const struct config *cfg, const struct backend *b, int success
             s->circuit = CIRCUIT_OPEN;
             s->open_until = now + (uint64_t)cfg->circuit_open_ms;
         }
+        after = s->circuit;
     }
     pthread_mutex_unlock(&lock);
+    /* transitions only, and outside the lock: the log is I/O */
+    if (after == CIRCUIT_OPEN && before != CIRCUIT_OPEN)
+        log_event("warn", "backend %s: circuit open for %ld ms (%s)", b->name, cfg->circuit_open_ms,
+                  before == CIRCUIT_HALF_OPEN ? "the half-open trial failed" : "consecutive failures");
+    else if (after == CIRCUIT_CLOSED && before != CIRCUIT_CLOSED)
+        log_event("info", "backend %s: circuit closed, a request succeeded", b->name);
 }
 
 void state_cooldown(const struct backend *b, uint64_t ms)
@@ -116,17 +127,74 @@ void state_cooldown(const struct backend *b, uint64_t ms)
     pthread_mutex_unlock(&lock);
 }
 
+/* A probe's verdict. It never shortens an open circuit: a health route
+ * that answers while inference fails (Ollama's /api/tags beside a failing
+ * model) would otherwise let a trial through at every interval. */
 void state_probe_result(const struct backend *b, enum probe_state p, const char *why)
 {
-    (void)why;
+    enum probe_state before = PROBE_UNKNOWN;
     pthread_mutex_lock(&lock);
     struct backend_state *s = find(b);
     if (s) {
+        before = s->probe;
         s->probe = p;
-        if (p == PROBE_UP && s->circuit == CIRCUIT_OPEN)
-            s->open_until = 0;  /* a good probe lets the next request be the trial */
+        if (p == PROBE_DOWN)
+            snprintf(s->probe_why, sizeof s->probe_why, "%s", why ? why : "probe failed");
+        else
+            s->probe_why[0] = '\0';
     }
     pthread_mutex_unlock(&lock);
+    if (s && p == PROBE_DOWN && before != PROBE_DOWN)
+        log_event("warn", "backend %s: probe says down: %s", b->name, why ? why : "probe failed");
+    else if (s && p == PROBE_UP && before == PROBE_DOWN)
+        log_event("info", "backend %s: probe says up again", b->name);
+}
+
+void state_reason(const struct backend *b, char *out, size_t n)
+{
+    uint64_t now = now_ms();
+    pthread_mutex_lock(&lock);
+    struct backend_state *s = find(b);
+    out[0] = '\0';
+    if (s) {
+        if (s->probe == PROBE_DOWN)
+            snprintf(out, n, "probe: %s", s->probe_why);
+        else if (now < s->cooldown_until)
+            snprintf(out, n, "rate limited for %llu ms more", (unsigned long long)(s->cooldown_until - now));
+        else if (s->circuit == CIRCUIT_OPEN && now < s->open_until)
+            snprintf(out, n, "circuit open for %llu ms more", (unsigned long long)(s->open_until - now));
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+long long state_force_rank(const struct backend *b, uint64_t now)
+{
+    long long rank = 0;
+    pthread_mutex_lock(&lock);
+    struct backend_state *s = find(b);
+    if (s) {
+        if (now < s->cooldown_until)
+            rank = -1;          /* it said when to come back: not before */
+        else {
+            if (s->probe == PROBE_DOWN)
+                rank += 1LL << 40;
+            if (s->circuit == CIRCUIT_OPEN && s->open_until > now)
+                rank += (long long)(s->open_until - now);
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return rank;
+}
+
+uint64_t state_cooldown_left(const struct backend *b, uint64_t now)
+{
+    uint64_t left = 0;
+    pthread_mutex_lock(&lock);
+    struct backend_state *s = find(b);
+    if (s && s->cooldown_until > now)
+        left = s->cooldown_until - now;
+    pthread_mutex_unlock(&lock);
+    return left;
 }
 
 const char *state_describe(const struct backend *b)

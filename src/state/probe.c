@@ -4,6 +4,7 @@
  * model", a refused connection, a timeout) is down until a probe succeeds. */
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <curl/curl.h>
 
@@ -64,11 +65,16 @@ static void start_probe(struct probe *p, const struct backend *b)
     if (b->zone == ZONE_LOCAL)
         curl_easy_setopt(e, CURLOPT_PROXY, "");
     struct curl_slist *h = NULL;
-    if (b->api_key && b->provider != PROVIDER_AZURE) {
+    if (b->api_key) {
         struct buf auth = { 0 };
-        buf_appendf(&auth, "Authorization: Bearer %s", b->api_key);
+        if (b->provider == PROVIDER_AZURE)
+            buf_appendf(&auth, "api-key: %s", b->api_key);
+        else
+            buf_appendf(&auth, "Authorization: Bearer %s", b->api_key);
         if (auth.data)
             h = curl_slist_append(h, auth.data);
+        if (auth.data)
+            explicit_bzero(auth.data, auth.len);
         buf_free(&auth);
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
     }
@@ -88,8 +94,12 @@ static void finish_probe(CURL *e, CURLcode rc)
         curl_slist_free_all(p->headers);
         p->headers = NULL;
         int up = rc == CURLE_OK && status >= 200 && status < 300;
-        state_probe_result(&p->snapshot, up ? PROBE_UP : PROBE_DOWN,
-                           rc != CURLE_OK ? curl_easy_strerror(rc) : "status");
+        char why[96];
+        if (rc != CURLE_OK)
+            snprintf(why, sizeof why, "%s", curl_easy_strerror(rc));
+        else
+            snprintf(why, sizeof why, "HTTP %ld", status);
+        state_probe_result(&p->snapshot, up ? PROBE_UP : PROBE_DOWN, why);
         p->easy = NULL;
     }
     curl_easy_cleanup(e);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "airlock/exchange.h"
 #include "airlock/server.h"
@@ -16,22 +17,48 @@
 #define MAX_ERROR_BODY (64 * 1024)
 #define MAX_JSON_BODY (64u * 1024 * 1024)
 
+/* Retry-After is delay-seconds or an HTTP date (RFC 9110 10.2.3): seconds
+ * from now, at most a day (the cool-down is capped lower anyway), or -1. */
+static long retry_after_seconds(const char *v)
+{
+    if (*v >= '0' && *v <= '9') {
+        char *end;
+        unsigned long long s = strtoull(v, &end, 10);
+        if (*end != '\0')
+            return -1;
+        return s > 86400 ? 86400 : (long)s;
+    }
+    time_t at = curl_getdate(v, NULL);
+    if (at == -1)
+        return -1;
+    time_t now = time(NULL);
+    return at <= now ? 0 : at - now > 86400 ? 86400 : (long)(at - now);
+}
+
 static size_t on_header(char *line, size_t size, size_t nitems, void *userdata)
 {
     struct exchange *ex = userdata;
     size_t n = size * nitems;
     static const char ra[] = "retry-after:";
     if (n > sizeof ra && strncasecmp(line, ra, sizeof ra - 1) == 0) {
-        char tmp[32];
-        size_t m = n - (sizeof ra - 1);
-        if (m >= sizeof tmp)
-            m = sizeof tmp - 1;
-        memcpy(tmp, line + sizeof ra - 1, m);
-        tmp[m] = '\0';
-        char *end;
-        long v = strtol(tmp, &end, 10);
-        if (end != tmp && v >= 0)
-            ex->retry_after_s = v;
+        /* the value, trimmed, printable ASCII only (it may be passed on) */
+        const char *v = line + sizeof ra - 1, *e = line + n;
+        while (v < e && (*v == ' ' || *v == '\t'))
+            v++;
+        while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        size_t m = 0;
+        int ok = e > v && (size_t)(e - v) < sizeof ex->retry_after_raw;
+        for (const char *p = v; ok && p < e; p++)
+            ok = *p >= 0x20 && *p < 0x7f;
+        if (ok) {
+            m = (size_t)(e - v);
+            memcpy(ex->retry_after_raw, v, m);
+            ex->retry_after_raw[m] = '\0';
+            ex->retry_after_s = retry_after_seconds(ex->retry_after_raw);
+            if (ex->retry_after_s < 0)
+                ex->retry_after_raw[0] = '\0';
+        }
     }
     return n;
 }
@@ -111,8 +138,9 @@ static void record(struct exchange *ex, int backend, enum outcome o, const char 
         snprintf(t->detail, sizeof t->detail, "%s", detail);
 }
 
-int attempt_begin(struct exchange *ex, const struct candidate *cand)
+int attempt_begin(struct exchange *ex, int k)
 {
+    const struct candidate *cand = &ex->plan.candidates[k];
     const struct config *cfg = ex->cfg;
     const struct backend *b = &cfg->backends[cand->backend];
     char url[2048];
@@ -183,6 +211,8 @@ int attempt_begin(struct exchange *ex, const struct candidate *cand)
     ex->upstream_headers = h;
     ex->upstream_status = 0;
     ex->retry_after_s = -1;
+    ex->retry_after_raw[0] = '\0';
+    ex->cur_candidate = k;
     ex->upstream_resp.len = 0;
     ex->got_first_byte = 0;
     ex->deadline_fired = 0;
@@ -249,9 +279,14 @@ static enum outcome from_curl(CURLcode rc)
     }
 }
 
-/* Was the connection (and its TLS handshake, for https) established? */
+/* Was the connection (and its TLS handshake, for https) established? A
+ * pooled connection reports no connect time, but the request went out on
+ * it: a timeout then is total_ms, not connect_ms. */
 static int connected(struct exchange *ex)
 {
+    long sent = 0;
+    if (curl_easy_getinfo(ex->easy, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK && sent > 0)
+        return 1;
     curl_off_t tcp = 0, tls = 0;
     curl_easy_getinfo(ex->easy, CURLINFO_CONNECT_TIME_T, &tcp);
     if (tcp <= 0)
@@ -274,6 +309,12 @@ enum outcome attempt_verdict(struct exchange *ex, CURLcode rc)
     t->status = st;
     t->ms = (now_us() - ex->attempt_started_us) / 1000;
 
+    /* A stream that carried its finish_reason is complete, whatever then
+     * happened to its connection (reset, no last chunk, total_ms). */
+    if (rc != CURLE_OK && ex->stream && ex->saw_finish && ex->fail_outcome == OUT_NONE &&
+        st >= 200 && st < 300)
+        rc = CURLE_OK;
+
     if (ex->fail_outcome != OUT_NONE) {
         o = ex->fail_outcome;
         snprintf(t->detail, sizeof t->detail, "%s", ex->fail_detail);
@@ -287,13 +328,18 @@ enum outcome attempt_verdict(struct exchange *ex, CURLcode rc)
         snprintf(t->detail, sizeof t->detail, "%s", curl_easy_strerror(rc));
     } else if (st >= 200 && st < 300) {
         o = ex->stream ? relay_verdict(ex, t->detail, sizeof t->detail) : OUT_OK;
-        unsigned keys = 0;
+        /* An answer has what its endpoint promises: choices for a chat, data
+         * for embeddings. {}, null, "choices": [] or vLLM's own error object
+         * are a failure, never a success passed on. */
+        unsigned keys = 0, want = ex->endpoint == EP_EMBEDDINGS ? JSON_KEY_DATA : JSON_KEY_CHOICES;
         if (!ex->stream && json_check(ex->upstream_resp.data, ex->upstream_resp.len, &keys) < 0) {
             o = OUT_BAD_RESPONSE;
             snprintf(t->detail, sizeof t->detail, "HTTP %ld with a body that is not JSON", st);
-        } else if (!ex->stream && (keys & JSON_KEY_ERROR) && !(keys & (JSON_KEY_CHOICES | JSON_KEY_DATA))) {
+        } else if (!ex->stream && !(keys & want)) {
             o = OUT_BAD_RESPONSE;
-            snprintf(t->detail, sizeof t->detail, "HTTP %ld carrying an error object", st);
+            snprintf(t->detail, sizeof t->detail, "HTTP %ld %s", st,
+                     keys & JSON_KEY_ERROR ? "carrying an error object"
+                     : want == JSON_KEY_DATA ? "with no embeddings (data)" : "with no choices");
         }
     } else if (is_context_length_error(st, ex->upstream_resp.data, ex->upstream_resp.len)) {
         o = OUT_CONTEXT_LENGTH;
@@ -318,7 +364,7 @@ enum outcome attempt_verdict(struct exchange *ex, CURLcode rc)
     const struct backend *b = &ex->cfg->backends[ex->backend];
     ex->holds_trial = 0;        /* state_record below settles the trial */
     if (o == OUT_429) {
-        long s = ex->retry_after_s >= 0 ? ex->retry_after_s : 1;
+        long s = ex->retry_after_s >= 0 ? ex->retry_after_s : 1;   /* at most a day */
         uint64_t ms = (uint64_t)s * 1000;
         if (ms > (uint64_t)ex->cfg->retry_after_max_ms)
             ms = (uint64_t)ex->cfg->retry_after_max_ms;

@@ -5,9 +5,9 @@
 
 #include "airlock/exchange.h"
 
-/* Checks clearance, then starts the transfer. 0 = started; -1 = not sent
- * (recorded in ex->tries with the reason). */
-int attempt_begin(struct exchange *ex, const struct candidate *cand);
+/* Checks clearance, then starts the transfer to ex->plan.candidates[k].
+ * 0 = started; -1 = not sent (recorded in ex->tries with the reason). */
+int attempt_begin(struct exchange *ex, int k);
 /* Stops and frees the current transfer, if any. */
 void attempt_release(struct exchange *ex);
 /* A callback's verdict that the transfer must stop; the first one wins. */

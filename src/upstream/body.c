@@ -251,11 +251,20 @@ key:
         size_t k = i;
         if (!(i = check_string(s, i, n)))
             return -1;
-        if (depth == 1)
-            found |= key_bit(s + k + 1, i - k - 2);
+        unsigned bit = depth == 1 ? key_bit(s + k + 1, i - k - 2) : 0;
         i = skip_ws(s, i, n);
         if (i >= n || s[i] != ':')
             return -1;
         i = skip_ws(s, i + 1, n);
+        /* error counts when it is not null; choices and data when they are
+         * arrays holding something */
+        if (bit == JSON_KEY_ERROR) {
+            if (!(n - i >= 4 && memcmp(s + i, "null", 4) == 0))
+                found |= bit;
+        } else if (bit && i < n && s[i] == '[') {
+            size_t j = skip_ws(s, i + 1, n);
+            if (j < n && s[j] != ']')
+                found |= bit;
+        }
     }
 }

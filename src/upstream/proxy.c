@@ -30,7 +30,7 @@ static int start_next(struct exchange *ex)
 {
     const struct config *cfg = ex->cfg;
     while (ex->next_candidate < ex->plan.n_candidates) {
-        if (proxy_attempts(ex) >= cfg->max_attempts)
+        if (proxy_attempts(ex) >= cfg->max_attempts || ex->n_tries >= MAX_ATTEMPTS)
             return -1;
         const struct candidate *c = &ex->plan.candidates[ex->next_candidate++];
         const struct backend *b = &cfg->backends[c->backend];
@@ -41,7 +41,7 @@ static int start_next(struct exchange *ex)
             continue;
         }
         ex->holds_trial = acquired == 2;
-        if (attempt_begin(ex, c) == 0)
+        if (attempt_begin(ex, ex->next_candidate - 1) == 0)
             return 0;
         if (ex->holds_trial) {
             state_release(b);
@@ -49,21 +49,25 @@ static int start_next(struct exchange *ex)
         }
     }
     /* Every candidate was skipped for its state: rather than fail without
-     * trying, try the first of them once (policy still applies at the wire). */
-    if (!ex->forced && proxy_attempts(ex) == 0 && ex->plan.n_candidates > 0) {
-        for (int i = 0; i < ex->n_tries; i++) {
-            if (ex->tries[i].outcome != OUT_NONE || ex->tries[i].status != -1)
-                continue;
-            for (int k = 0; k < ex->plan.n_candidates; k++) {
-                if (ex->plan.candidates[k].backend != ex->tries[i].backend)
-                    continue;
-                ex->forced = 1;
-                log_event("info", "request %s: every candidate is marked unavailable; trying %s anyway",
-                          ex->request_id, cfg->backends[ex->tries[i].backend].name);
-                if (attempt_begin(ex, &ex->plan.candidates[k]) == 0)
-                    return 0;
-                return -1;
+     * trying, try once the one most likely alive (a probe not saying down,
+     * a circuit nearest its trial), never one in a 429 cool-down. Policy
+     * still applies at the wire. */
+    if (!ex->forced && proxy_attempts(ex) == 0 && ex->plan.n_candidates > 0 && ex->n_tries < MAX_ATTEMPTS) {
+        uint64_t now = now_ms();
+        int best = -1;
+        long long best_rank = 0;
+        for (int k = 0; k < ex->plan.n_candidates; k++) {
+            long long r = state_force_rank(&cfg->backends[ex->plan.candidates[k].backend], now);
+            if (r >= 0 && (best < 0 || r < best_rank)) {
+                best = k;
+                best_rank = r;
             }
+        }
+        if (best >= 0) {
+            ex->forced = 1;
+            log_event("info", "request %s: every candidate is marked unavailable; trying %s anyway",
+                      ex->request_id, cfg->backends[ex->plan.candidates[best].backend].name);
+            return attempt_begin(ex, best) == 0 ? 0 : -1;
         }
     }
     return -1;
@@ -98,6 +102,21 @@ static void describe_tries(const struct exchange *ex, struct buf *b)
                     ex->cfg->backends[ex->plan.excluded[i].backend].name, ex->plan.excluded[i].reason);
 }
 
+/* Rate limited, all of it: every candidate is in a 429 cool-down and
+ * every attempt made was answered 429. */
+static int all_rate_limited(const struct exchange *ex, uint64_t now)
+{
+    if (ex->plan.n_candidates == 0)
+        return 0;
+    for (int i = 0; i < ex->plan.n_candidates; i++)
+        if (!state_cooldown_left(&ex->cfg->backends[ex->plan.candidates[i].backend], now))
+            return 0;
+    for (int i = 0; i < ex->n_tries; i++)
+        if (!is_skip(&ex->tries[i]) && ex->tries[i].outcome != OUT_429)
+            return 0;
+    return 1;
+}
+
 static void respond_failure(struct exchange *ex)
 {
     const struct config *cfg = ex->cfg;
@@ -106,6 +125,13 @@ static void respond_failure(struct exchange *ex)
     int policy_refused = ex->clearance_excluded;
     for (int i = 0; i < ex->n_tries; i++)
         policy_refused |= ex->tries[i].outcome == OUT_POLICY;
+    uint64_t now = now_ms(), wait = 0;
+    for (int i = 0; i < ex->plan.n_candidates; i++) {
+        uint64_t w = state_retry_in(&cfg->backends[ex->plan.candidates[i].backend], now);
+        if (w && (!wait || w < wait))
+            wait = w;
+    }
+    int limited = all_rate_limited(ex, now);
 
     if (!ex->plan.route) {
         respond_error(ex, 503, "airlock_policy", "no_route", NULL,
@@ -114,6 +140,8 @@ static void respond_failure(struct exchange *ex)
     }
     if (policy_refused) {
         buf_appendf(&msg, "No backend cleared for level '%s' is available", cfg->levels[ex->level]);
+    } else if (limited) {
+        buf_appendf(&msg, "Every backend of route '%s' is rate limited", ex->plan.route->name);
     } else if (tried == 0) {
         buf_appendf(&msg, "No backend of route '%s' is available", ex->plan.route->name);
     } else {
@@ -126,19 +154,16 @@ static void respond_failure(struct exchange *ex)
     const char *text = msg.data ? msg.data : "upstream failure";
     if (policy_refused) {
         respond_error(ex, 503, "airlock_policy", "no_cleared_backend", NULL, text);
+    } else if (limited) {
+        respond_error(ex, 429, "rate_limit_error", "upstream_rate_limited", NULL, text);
+    } else if (tried == 0 && ex->plan.n_candidates == 0) {
+        /* every backend excluded for what the request is (its size): a retry
+         * would meet the same answer */
+        respond_error(ex, 503, "airlock_unavailable", "no_backend_available", NULL, text);
+        if (ex->response)
+            MHD_add_response_header(ex->response, "x-should-retry", "false");
     } else if (tried == 0) {
         respond_error(ex, 503, "airlock_unavailable", "no_backend_available", NULL, text);
-        uint64_t wait = 0, now = now_ms();
-        for (int i = 0; i < ex->plan.n_candidates; i++) {
-            uint64_t w = state_retry_in(&cfg->backends[ex->plan.candidates[i].backend], now);
-            if (w && (!wait || w < wait))
-                wait = w;
-        }
-        if (wait && ex->response) {
-            char s[24];
-            snprintf(s, sizeof s, "%llu", (unsigned long long)((wait + 999) / 1000));
-            MHD_add_response_header(ex->response, MHD_HTTP_HEADER_RETRY_AFTER, s);
-        }
     } else {
         int all_timeouts = 1;
         for (int i = 0; i < ex->n_tries; i++)
@@ -148,6 +173,12 @@ static void respond_failure(struct exchange *ex)
             respond_error(ex, 504, "upstream_error", "upstream_timeout", NULL, text);
         else
             respond_error(ex, 502, "upstream_error", "all_backends_failed", NULL, text);
+    }
+    /* when airlock knows when capacity returns, it says so */
+    if (wait && ex->response && !policy_refused) {
+        char s[24];
+        snprintf(s, sizeof s, "%llu", (unsigned long long)((wait + 999) / 1000));
+        MHD_add_response_header(ex->response, MHD_HTTP_HEADER_RETRY_AFTER, s);
     }
     buf_free(&msg);
 }
@@ -169,11 +200,8 @@ static void respond_upstream(struct exchange *ex)
         if (ex->easy)
             curl_easy_getinfo(ex->easy, CURLINFO_CONTENT_TYPE, &ct);
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ct ? ct : "application/json");
-        if (ex->upstream_status == 429 && ex->retry_after_s >= 0) {
-            char s[24];
-            snprintf(s, sizeof s, "%ld", ex->retry_after_s);
-            MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, s);
-        }
+        if (ex->upstream_status == 429 && ex->retry_after_raw[0])
+            MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, ex->retry_after_raw);
     }
     respond_ready(ex, r, (unsigned)ex->upstream_status);
 }
@@ -187,7 +215,7 @@ static int schedule_retry(struct exchange *ex)
     int used = 0;
     for (int i = 0; i < ex->n_tries; i++)
         used += ex->tries[i].backend == b->index && !is_skip(&ex->tries[i]);
-    if (used > b->retries || proxy_attempts(ex) >= ex->cfg->max_attempts || ex->next_candidate == 0)
+    if (used > b->retries || proxy_attempts(ex) >= ex->cfg->max_attempts || ex->n_tries >= MAX_ATTEMPTS)
         return -1;
     uint64_t backoff = 100u << (used - 1 < 5 ? used - 1 : 5);
     if (backoff > 2000)
@@ -195,19 +223,33 @@ static int schedule_retry(struct exchange *ex)
     static __thread uint64_t seed;
     seed = seed * 6364136223846793005ull + 1442695040888963407ull + now_us();
     backoff = backoff / 2 + (seed >> 33) % (backoff / 2 + 1);
-    ex->retry_candidate = ex->next_candidate - 1;
+    ex->retry_candidate = ex->cur_candidate;
     ex->retry_at = now_ms() + backoff;
     worker_track(ex->worker, ex);
     worker_note_deadline(ex->worker, ex->retry_at);
     return 0;
 }
 
+/* The retry is an attempt like any other: a circuit that opened meanwhile
+ * (this backend's failures, or other requests') turns it into a skip. */
 static void retry_now(struct exchange *ex)
 {
     ex->retry_at = 0;
     worker_untrack(ex->worker, ex);
-    if (attempt_begin(ex, &ex->plan.candidates[ex->retry_candidate]) == 0)
-        return;
+    const struct backend *b = &ex->cfg->backends[ex->plan.candidates[ex->retry_candidate].backend];
+    int acquired = state_try_acquire(ex->cfg, b, now_ms());
+    if (acquired) {
+        ex->holds_trial = acquired == 2;
+        if (attempt_begin(ex, ex->retry_candidate) == 0)
+            return;
+        if (ex->holds_trial) {
+            state_release(b);
+            ex->holds_trial = 0;
+        }
+    } else {
+        attempt_record_skip(ex, b->index, OUT_NONE, state_describe(b));
+        ex->tries[ex->n_tries - 1].status = -1;
+    }
     if (start_next(ex) == 0)
         return;
     respond_failure(ex);

@@ -16,6 +16,8 @@ the table is printed at the end.
 Each scenario starts its own daemon with a local backend (a test upstream:
 tests/upstream/mockup.py, or util_faults' raw, silent or black-hole ones for
 faults a real server makes but the mock cannot) and a cloud backend (a mock)."""
+import email.utils
+import json
 import os
 import signal
 import subprocess
@@ -299,7 +301,7 @@ def embeddings_fallback():
 
 # ---- 429 and cool-downs ---------------------------------------------------------
 
-def cooldown_case(name, fault, back_after, extra_fallback=""):
+def cooldown_case(name, fault, back_after, extra_fallback="", at_least=None):
     local, cloud = Mock("openai", "local"), Mock("openai", "cloud")
     local.script([fault])
     a = Airlock(two_backends(local, cloud, local_extra=FAST,
@@ -313,6 +315,11 @@ def cooldown_case(name, fault, back_after, extra_fallback=""):
         r = a.chat("hi")
         check(r.headers["x-airlock-backend"] == "cloud" and local.count() == 1,
               "%s: the cooling backend was tried (%d requests)" % (name, local.count()))
+        if at_least is not None:        # a cool-down that ended too soon is no cool-down
+            time.sleep(max(0.0, t429 + at_least - time.time()))
+            r = a.chat("hi")
+            check(r.headers["x-airlock-backend"] == "cloud" and local.count() == 1,
+                  "%s: local back before %.1f s" % (name, at_least))
         lc, cc = local.count(), cloud.count()
         time.sleep(max(0.0, t429 + back_after + 0.25 * SLOW - time.time()))
         r = a.chat("hi")
@@ -331,7 +338,116 @@ def _():
     cooldown_case("429 without Retry-After (1 s cool-down)", {"kind": "rate_limit"}, 1.0)
     cooldown_case("429 with Retry-After: 2", {"kind": "rate_limit", "retry_after": 2}, 2.0)
     cooldown_case("429 Retry-After: 3600, cap 1 s", {"kind": "rate_limit", "retry_after": 3600}, 1.0,
-                  ", retry_after_max_ms: 1000")
+                  ", retry_after_max_ms: 1000", at_least=0.6)
+    cooldown_case("429 Retry-After: 2^64/1000 s, cap 1 s", {"kind": "rate_limit", "retry_after": 18446744073709552},
+                  1.0, ", retry_after_max_ms: 1000", at_least=0.6)
+    cooldown_case("429 Retry-After as an HTTP date, +3 s",
+                  {"kind": "rate_limit", "retry_after": email.utils.formatdate(time.time() + 3, usegmt=True)},
+                  3.0, at_least=1.5)
+
+
+@test("rate limits: passed through with the upstream's Retry-After; every backend limited is a 429, nothing sent")
+def _():
+    local, cloud = Mock("openai", "local"), Mock("openai", "cloud")
+    date = email.utils.formatdate(time.time() + 30, usegmt=True)
+    local.script([{"kind": "rate_limit", "retry_after": date}])
+    a = Airlock(two_backends(local, cloud, local_extra=FAST, fallback="fallback: { on: [connect, timeout, 5xx] }\n"),
+                env=CLOUD_ENV)
+    try:
+        r = a.chat("hi")
+        check(r.status == 429 and r.headers.get("retry-after") == date, "passthrough: %d %r" % (r.status, r.headers))
+    finally:
+        a.stop()
+    # one backend, rate limited for 30 s: the client hears 429 and when to
+    # come back, and the backend hears nothing more until then
+    local.reset()
+    local.script([{"kind": "rate_limit", "retry_after": 30}])
+    a = Airlock("backends:\n" + backend("local", local) + "routes:\n  - { name: only, use: [local] }\n")
+    try:
+        t0 = time.time()
+        answers = [a.chat("hi") for _ in range(4)]
+        for i, r in enumerate(answers):
+            e = json.loads(r.body)["error"]
+            ra = int(r.headers.get("retry-after", "0"))
+            check(r.status == 429 and e["code"] == "upstream_rate_limited" and e["type"] == "rate_limit_error"
+                  and 25 <= ra <= 30, "request %d: %d %r retry-after %r" % (i, r.status, e, ra))
+        check(local.count() == 1, "the rate-limited backend got %d requests while cooling" % local.count())
+        row("every backend rate limited (Retry-After: 30)", "429 upstream_rate_limited, Retry-After, x4",
+            time.time() - t0, local.count(), "-", "safe")
+    finally:
+        a.stop()
+        local.stop()
+        cloud.stop()
+
+
+@test("last resort: when every candidate is skipped, the one most likely alive is tried", timeout=60)
+def _():
+    local, cloud = Mock("llamacpp", "local"), Mock("openai", "cloud")
+    local.default({"kind": "loading"})          # its probe says down, and it would answer 503
+    cloud.script([{"kind": "status", "code": 500}])
+    y = "backends:\n" + backend("local", local, "local", "llamacpp", "llama",
+                                "health: { interval_ms: 200, timeout_ms: 500 }")
+    y += backend("cloud", cloud, "cloud", "openai", "gpt", "api_key_env: T_CLOUD_KEY, clearance: internal")
+    y += "routes:\n  - { name: default, use: [local, cloud] }\n"
+    y += "fallback: { circuit: { failures: 1, open_ms: 60000 } }\n"
+    a = Airlock(y, env=CLOUD_ENV)
+    try:
+        deadline = time.time() + 3 * SLOW
+        while time.time() < deadline and '"down"' not in a.request("GET", "/readyz").body.decode():
+            time.sleep(0.05)
+        t0 = time.time()
+        r = a.chat("hi")                         # local skipped (down), cloud 500: its circuit opens
+        check(r.status == 502, "first: %d" % r.status)
+        r = a.chat("hi")                         # both skipped: cloud (recovered) beats a probed-down local
+        check(r.status == 200 and r.headers["x-airlock-backend"] == "cloud", "forced: %d %r" % (r.status, r.headers))
+        check(local.count() == 0, "the probed-down backend was tried: %d" % local.count())
+        check(any("trying cloud anyway" in l.get("msg", "") for l in a.log_lines()), "the log does not say which")
+        check(any("probe says down: HTTP 503" in l.get("msg", "") for l in a.log_lines()), "probe reason not logged")
+        body = json.loads(a.request("GET", "/readyz").body)
+        check(any(b.get("reason", "").startswith("probe: HTTP 503") for b in body["backends"]), "readyz: %r" % body)
+        row("every candidate skipped: the likeliest alive", "200 via cloud (local probed down)", time.time() - t0,
+            local.count(), cloud.count(), "pass")
+    finally:
+        a.stop()
+        local.stop()
+        cloud.stop()
+
+
+@test("circuit: retries and good probes never send more than the half-open trials", timeout=60)
+def _():
+    local, cloud = Mock("llamacpp", "local"), Mock("openai", "cloud")
+    local.default({"kind": "status", "code": 500})      # /health answers 200 all the while
+    a = Airlock(two_backends(local, cloud, local_extra="retries: 3, health: { interval_ms: 100, timeout_ms: 500 }",
+                             local_provider="llamacpp",
+                             fallback="fallback: { circuit: { failures: 1, open_ms: 2000 } }\n"), env=CLOUD_ENV)
+    try:
+        t0 = time.time()
+        n = 0
+        while time.time() < t0 + 1.5:
+            r = a.chat("hi")
+            check(r.status == 200 and r.headers["x-airlock-backend"] == "cloud", "steady load: %d" % r.status)
+            n += 1
+        check(local.count() == 1, "%d requests reached a backend whose circuit was open (retries: 3, a probe "
+              "passing every 100 ms, open_ms 2000)" % local.count())
+        row("retries and passing probes, circuit open", "%d answers via cloud; local got only the first" % n,
+            time.time() - t0, local.count(), cloud.count(), "pass")
+    finally:
+        a.stop()
+        local.stop()
+        cloud.stop()
+
+
+@test("scenarios: an answer is judged by what it holds", timeout=90)
+def _():
+    ev = uf.good_events()
+    scenario("finish_reason, then the connection reset", raw=uf.stream_response(ev, end=False) + [("reset",)],
+             stream=True, expect_backend="local")
+    scenario("finish_reason, then closed before the last chunk", raw=uf.stream_response(ev, end=False) + [("close",)],
+             stream=True, expect_backend="local")
+    for name, body in [("200 with {}", {}), ("200 with null", None), ('200 with "choices": []', {"choices": []}),
+                       ("200 with vLLM's error object", {"object": "error", "message": "engine dead",
+                                                          "type": "InternalServerError", "param": None, "code": 500})]:
+        scenario(name, raw=uf.json_response(body), expect_backend="cloud", expect_cloud=1)
 
 
 # ---- streams ---------------------------------------------------------------------

@@ -15,6 +15,7 @@ beyond tests/upstream/mockup.py:
 """
 import json
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -93,8 +94,8 @@ def completion(content="hello from raw"):
 class RawUpstream:
     """Each API request takes the next scripted answer: a list of items,
     bytes (sent as they are), ("sleep", seconds), ("hold",) (keep the
-    connection open, send nothing more, until the peer leaves) or ("close",)
-    (drop the connection). After the last item the connection is closed
+    connection open, send nothing more, until the peer leaves), ("close",)
+    (drop the connection) or ("reset",) (drop it with an RST). After the last item the connection is closed
     unless the answer's framing lets it be reused (keep=True)."""
 
     def __init__(self, default=None):
@@ -182,6 +183,10 @@ class RawUpstream:
                             pass
                         return
                     elif it[0] == "close":
+                        return
+                    elif it[0] == "reset":      # an RST, not a FIN
+                        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        c.close()
                         return
                     elif it[0] == "keep":
                         keep = True

@@ -151,11 +151,16 @@ static void test_json_check(void)
     unsigned keys = 0;
     CHECK(check_json("{\"error\":{\"message\":\"x\"}}") == 0);
     const char *s1 = "{\"error\":{},\"x\":{\"choices\":1}}";
-    const char *s2 = "{\"choices\":[],\"error\":null,\"data\":[]}";
+    const char *s2 = "{\"choices\":[ {} ],\"error\":1,\"data\":[0]}";
     const char *s3 = "[{\"error\":1}]";
     CHECK(json_check(s1, strlen(s1), &keys) == 0 && keys == JSON_KEY_ERROR);
     CHECK(json_check(s2, strlen(s2), &keys) == 0 && keys == (JSON_KEY_ERROR | JSON_KEY_CHOICES | JSON_KEY_DATA));
     CHECK(json_check(s3, strlen(s3), &keys) == 0 && keys == 0);
+    /* an empty or non-array choices/data is no answer; a null error no error */
+    const char *empty[] = { "{\"choices\":[],\"error\":null,\"data\":[ ]}", "{\"choices\":{},\"data\":\"x\"}",
+                            "{\"choices\":null}", "null", "{}" };
+    for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++)
+        CHECK(json_check(empty[i], strlen(empty[i]), &keys) == 0 && keys == 0);
     /* nesting: up to the limit and no deeper */
     char deep[2 * JSON_CHECK_DEPTH + 3];
     memset(deep, '[', JSON_CHECK_DEPTH);
