@@ -32,17 +32,40 @@ static void usage(FILE *out)
             "requests finish within shutdown_timeout_ms, and exit 0.\n");
 }
 
-static struct config *load(const char *path, int quiet_ok)
+/* Loads the config. For --check, problems go to stderr as FILE:LINE:COL
+ * lines (as nginx -t prints them); in the daemon, as JSON log lines. A
+ * reload cannot move the listener: `running` is the config it replaces. */
+static struct config *load(const char *path, int daemon, const struct config *running)
 {
     struct config_errors errs = { 0 };
     struct config *cfg = config_load(path, &errs);
-    if (!cfg) {
+    if (!cfg && daemon) {
+        for (int i = 0; i < errs.n; i++)
+            log_event("error", "%s:%d:%d: %s", path, errs.items[i].line, errs.items[i].col,
+                      errs.items[i].message);
+    } else if (!cfg) {
         config_errors_print(&errs, path, stderr);
         fprintf(stderr, "%s: %d error%s\n", path, errs.n, errs.n == 1 ? "" : "s");
-    } else if (!quiet_ok) {
-        printf("%s: ok\n", path);
     }
     config_errors_free(&errs);
+    if (!cfg)
+        return NULL;
+    for (int i = 0; i < cfg->n_backends; i++) {
+        const struct backend *b = &cfg->backends[i];
+        if (!b->key_missing)
+            continue;
+        if (daemon)
+            log_event("warn", "backend %s: %s is not set; the backend is not used", b->name, b->api_key_env);
+        else
+            fprintf(stderr, "%s: warning: backend '%s': %s is not set; the backend will not be used\n",
+                    path, b->name, b->api_key_env);
+    }
+    if (running && (cfg->listen_port != running->listen_port || cfg->workers != running->workers ||
+                    strcmp(cfg->listen_host, running->listen_host) != 0))
+        log_event("warn", "listen and workers change on restart only; still %s:%d with %d workers",
+                  running->listen_host, running->listen_port, running->workers);
+    if (!daemon)
+        printf("%s: ok\n", path);
     return cfg;
 }
 
@@ -86,7 +109,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "airlock: cannot initialise libcurl\n");
         return 1;
     }
-    struct config *cfg = load(path, !check);
+    struct config *cfg = load(path, !check, NULL);
     if (check || !cfg) {
         if (cfg)
             config_unref(cfg);
@@ -118,7 +141,9 @@ int main(int argc, char **argv)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            struct config *fresh = load(path, 1);
+            struct config *running = server_config();
+            struct config *fresh = load(path, 1, running);
+            config_unref(running);
             if (!fresh) {
                 log_event("error", "reload of %s rejected; the previous configuration keeps serving", path);
                 continue;

@@ -59,6 +59,7 @@ struct backend {
     char *api_key_env;          /* name of the env variable, as written in YAML */
     char *api_key_file;         /* path, as written in YAML */
     char *api_key;              /* resolved secret at load time; NULL if none. Never logged. */
+    int key_missing;            /* api_key_env names an unset variable: not used */
     int clearance;              /* level index; default top for local, 0 for cloud */
     double price_input_per_mtok;  /* USD per million tokens; 0 = free */
     double price_output_per_mtok;

@@ -14,6 +14,7 @@ struct route_input {
     const char *client;         /* authenticated client name, or NULL */
     int level;
     long prompt_tokens;         /* estimate */
+    long completion_tokens;     /* the client's max_tokens, 0 if none: counts toward context_window */
     int stream;
     int budget_exhausted;
 };
@@ -43,7 +44,8 @@ const struct route *route_match(const struct config *cfg, const struct route_inp
  * clearance, budget, context window, circuit. */
 void route_plan(const struct config *cfg, const struct route_input *in, struct plan *out);
 
-/* fnmatch-style glob with '*' and '?' only; case-sensitive. */
+/* A shell glob (fnmatch(3): '*', '?', '[...]', '\\' escapes), case-sensitive;
+ * '*' also matches '/'. */
 int glob_match(const char *pattern, const char *s);
 
 /* The invariant: may backend `b` receive a request classified at `level`?

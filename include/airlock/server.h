@@ -30,6 +30,8 @@ struct worker {
     uint64_t next_deadline;     /* ms; 0 = none */
     struct exchange *unpause;   /* paused transfers whose client has drained */
     struct exchange *reading;   /* requests whose body is still arriving */
+    struct exchange **watched;  /* per client fd: the parked exchange watched on it */
+    int n_watched;
     struct buf log;             /* request lines not yet written */
     uint64_t next_reap;         /* ms: next look for clients that hung up mid-body */
     int draining;
@@ -59,6 +61,10 @@ struct config *server_config(void);
 void server_set_config(struct config *cfg);
 
 /* Registers a transfer's easy handle with the worker's multi. */
+/* Watches a client's socket for its hang-up (EPOLLRDHUP, edge-triggered,
+ * armed once per exchange); the exchange is forgotten by worker_unwatch. */
+int worker_watch_client(struct worker *w, struct exchange *ex, int fd);
+void worker_unwatch_client(struct worker *w, struct exchange *ex);
 int worker_add_transfer(struct worker *w, CURL *easy);
 void worker_remove_transfer(struct worker *w, CURL *easy);
 CURL *worker_easy_get(struct worker *w);     /* a fresh or reset easy handle */

@@ -3,6 +3,7 @@
  * backends before routes), collecting every error with its position instead
  * of stopping at the first. Defaults are filled in here so the rest of the
  * daemon never has to guess. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -348,6 +349,14 @@ static void load_listen(struct loader *l, yaml_node_t *n)
         error_at(l, n, "listen: '%.60s' has no valid port (0-65535)", s);
         return;
     }
+    /* the same test the server makes (it resolves no names at start) */
+    char h[64];
+    struct in6_addr a6;
+    snprintf(h, sizeof h, "%.*s", (int)(hlen < sizeof h ? hlen : sizeof h - 1), host);
+    if (hlen && strcmp(h, "localhost") != 0 && inet_pton(AF_INET, h, &a6) != 1 && inet_pton(AF_INET6, h, &a6) != 1) {
+        error_at(l, n, "listen: '%.60s' is not a numeric IPv4 or [IPv6] address (or localhost)", s);
+        return;
+    }
     free(cfg->listen_host);
     cfg->listen_host = hlen ? strndup(host, hlen) : strdup("0.0.0.0");
     cfg->listen_port = (int)p;
@@ -637,6 +646,8 @@ static void load_backend(struct loader *l, yaml_node_t *n, struct backend *b)
             const char *secret = getenv(b->api_key_env);
             if (secret && *secret)
                 b->api_key = strdup(secret);
+            else
+                b->key_missing = 1;     /* a prompt sent without its key is sent for nothing */
         }
     }
     if (file && !env && get_string(l, file, "api_key_file", &b->api_key_file) == 0)

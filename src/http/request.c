@@ -22,13 +22,41 @@ int request_in_flight(const struct worker *w)
 }
 
 /* Only from the access handler or the content reader (MHD's rule). */
-void exchange_suspend(struct exchange *ex)
+int exchange_suspend(struct exchange *ex)
 {
+    if (ex->peer_closed)
+        return -1;
     if (ex->suspended)
-        return;
+        return 0;
+    if (ex->client_fd < 0) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci && worker_watch_client(ex->worker, ex, ci->connect_fd) == 0)
+            ex->client_fd = ci->connect_fd;
+    }
     ex->suspended = 1;
     ex->worker->suspended++;
     MHD_suspend_connection(ex->conn);
+    return 0;
+}
+
+void request_client_hung_up(struct exchange *ex)
+{
+    ex->peer_closed = 1;
+    if (!ex->suspended)
+        return;         /* MHD has the connection; the next suspend says -1 */
+    ex->client_gone = 1;
+    proxy_abort(ex);
+    exchange_resume(ex);
+}
+
+/* The client left while its request waited: nothing more is tried for it,
+ * and MHD_NO makes MHD close the connection (logged as 499). */
+static enum MHD_Result client_left(struct exchange *ex)
+{
+    ex->client_gone = 1;
+    proxy_abort(ex);
+    return MHD_NO;
 }
 
 void exchange_resume(struct exchange *ex)
@@ -170,6 +198,7 @@ static struct exchange *exchange_new(struct worker *w, struct MHD_Connection *co
     }
     ex->worker = w;
     ex->conn = conn;
+    ex->client_fd = -1;
     ex->started_us = now_us();
     ex->method = method;
     ex->path = url;
@@ -198,6 +227,7 @@ static void exchange_free(struct exchange *ex)
     buf_free(&ex->out);
     sse_free(&ex->sse);
     struct worker *w = ex->worker;
+    worker_unwatch_client(w, ex);
     w->in_flight--;
     reading_remove(w, ex);
     config_unref(ex->cfg);
@@ -352,18 +382,21 @@ enum MHD_Result request_handler(void *cls, struct MHD_Connection *conn, const ch
         return buf_append(&ex->body, upload_data, n) < 0 ? MHD_NO : MHD_YES;
     }
 
+    if (ex->client_gone)
+        return MHD_NO;
     switch (ex->state) {
     case EX_READING:
         dispatch(ex);
         if (ex->state == EX_RESPOND)
             return queue_ready_response(ex);
-        if (ex->state == EX_WAITING)
-            exchange_suspend(ex);
+        if (ex->state == EX_WAITING && exchange_suspend(ex) < 0)
+            return client_left(ex);
         return ex->state == EX_DONE ? MHD_NO : MHD_YES;
     case EX_RESPOND:
         return queue_ready_response(ex);
     case EX_WAITING:
-        exchange_suspend(ex);
+        if (exchange_suspend(ex) < 0)
+            return client_left(ex);
         return MHD_YES;
     default:
         return MHD_YES;

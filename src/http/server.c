@@ -133,6 +133,55 @@ static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
+/* ---- clients of parked connections ---- */
+
+/* The tag in an epoll event's data for a watched client socket (the fd in
+ * the low bits); curl's sockets and our own fds carry their plain fd. */
+#define CLIENT_WATCH (1ull << 63)
+
+int worker_watch_client(struct worker *w, struct exchange *ex, int fd)
+{
+    if (fd < 0)
+        return -1;
+    if (fd >= w->n_watched) {
+        int n = w->n_watched ? w->n_watched : 256;
+        while (n <= fd)
+            n *= 2;
+        struct exchange **t = realloc(w->watched, (size_t)n * sizeof *t);
+        if (!t)
+            return -1;
+        memset(t + w->n_watched, 0, (size_t)(n - w->n_watched) * sizeof *t);
+        w->watched = t;
+        w->n_watched = n;
+    }
+    /* MOD re-arms a socket an earlier request on this connection armed
+     * (and reports a hang-up that already happened); ADD a new one. */
+    struct epoll_event ev = { .events = EPOLLRDHUP | EPOLLET };
+    ev.data.u64 = CLIENT_WATCH | (uint64_t)(unsigned)fd;
+    w->watched[fd] = ex;
+    if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 && epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        w->watched[fd] = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* The socket stays in the set until MHD closes it (close() takes it out);
+ * an event for it then finds no exchange and is ignored. */
+void worker_unwatch_client(struct worker *w, struct exchange *ex)
+{
+    if (ex->client_fd >= 0 && ex->client_fd < w->n_watched && w->watched[ex->client_fd] == ex)
+        w->watched[ex->client_fd] = NULL;
+    ex->client_fd = -1;
+}
+
+static void client_event(struct worker *w, int fd)
+{
+    struct exchange *ex = fd >= 0 && fd < w->n_watched ? w->watched[fd] : NULL;
+    if (ex)
+        request_client_hung_up(ex);
+}
+
 int worker_add_transfer(struct worker *w, CURL *easy)
 {
     return curl_multi_add_handle(w->multi, easy) == CURLM_OK ? 0 : -1;
@@ -277,6 +326,10 @@ static void *worker_main(void *arg)
         if (n < 0 && errno != EINTR)
             break;
         for (int i = 0; i < n; i++) {
+            if (events[i].data.u64 & CLIENT_WATCH) {
+                client_event(w, (int)(events[i].data.u64 & 0x7fffffff));
+                continue;
+            }
             int fd = events[i].data.fd;
             if (fd == w->mhd_epfd) {
                 w->mhd_due = 1; /* MHD_run below */
@@ -349,9 +402,15 @@ static void *worker_main(void *arg)
     if (request_in_flight(w) > 0) {
         log_event("warn", "worker %d: drain timeout, %d requests cut", w->id, request_in_flight(w));
         proxy_cancel_all(w);
-        /* resumed connections leave MHD's suspended list only inside MHD_run */
-        for (int i = 0; i < 100 && w->suspended > 0; i++)
+        /* Their answers (a 503, a stream's error event) go out before MHD
+         * stops, within a second: resumed connections are written only
+         * inside MHD_run, and MHD_stop_daemon would just close them. */
+        uint64_t until = now_ms() + 1000;
+        while (request_in_flight(w) > 0 && now_ms() < until) {
             MHD_run(w->mhd);
+            if (request_in_flight(w) > 0)
+                epoll_wait(w->epfd, events, MAX_EVENTS, 10);
+        }
     }
     log_flush(&w->log);
     json_scratch_thread_end();
@@ -446,6 +505,7 @@ static void worker_fini(struct worker *w)
     if (w->multi)
         curl_multi_cleanup(w->multi);
     free(w->curl_fd_events);
+    free(w->watched);
     if (w->epfd >= 0)
         close(w->epfd);
     if (w->wakefd >= 0)

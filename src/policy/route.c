@@ -1,30 +1,14 @@
 /* route.c — picks the route for a request (first match wins) and turns its
  * `use` list into the ordered candidates, naming why each dropped backend
  * was dropped. The explain endpoint and the proxy share this one function. */
+#include <fnmatch.h>
 #include <string.h>
 
 #include "airlock/policy.h"
 
 int glob_match(const char *p, const char *s)
 {
-    const char *star = NULL, *resume = NULL;
-    while (*s) {
-        if (*p == '?' || (*p && *p != '*' && *p == *s)) {
-            p++;
-            s++;
-        } else if (*p == '*') {
-            star = p++;
-            resume = s;
-        } else if (star) {
-            p = star + 1;
-            s = ++resume;
-        } else {
-            return 0;
-        }
-    }
-    while (*p == '*')
-        p++;
-    return *p == '\0';
+    return fnmatch(p, s, 0) == 0;      /* '/' is an ordinary character: openai/gpt-4o */
 }
 
 static int route_matches(const struct route *r, const struct route_input *in)
@@ -75,7 +59,11 @@ void route_plan(const struct config *cfg, const struct route_input *in, struct p
             exclude(out, t->backend, "clearance");
             continue;
         }
-        if (b->context_window > 0 && in->prompt_tokens > b->context_window) {
+        if (b->key_missing) {
+            exclude(out, t->backend, "no_api_key");
+            continue;
+        }
+        if (b->context_window > 0 && in->prompt_tokens + in->completion_tokens > b->context_window) {
             exclude(out, t->backend, "context_window");
             continue;
         }

@@ -182,6 +182,8 @@ ssize_t proxy_stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct exchange *ex = cls;
     (void)pos;
+    if (ex->client_gone)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
     size_t avail = ex->out.len - ex->out_off;
     if (avail) {
         size_t n = avail < max ? avail : max;
@@ -200,6 +202,10 @@ ssize_t proxy_stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
     }
     if (ex->out_finished)
         return MHD_CONTENT_READER_END_OF_STREAM;
-    exchange_suspend(ex);
+    if (exchange_suspend(ex) < 0) {
+        ex->client_gone = 1;        /* it hung up between two chunks */
+        proxy_abort(ex);
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
     return 0;
 }

@@ -211,6 +211,61 @@ def _():
         m.stop()
 
 
+@test("a client that leaves while its request waits cancels it at once: no fallback, no retry, 499", timeout=60)
+def _():
+    local, cloud = Mock("ollama", "local"), Mock("openai", "cloud")
+    a = Airlock(two_backends(local, cloud, local_extra="retries: 2, timeouts: { first_byte_ms: 20000 }"),
+                env=CLOUD_ENV)
+    try:
+        def leave_after(seconds, body):
+            s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+            data = json.dumps(body).encode()
+            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(data) + data)
+            time.sleep(seconds)
+            s.close()
+            return time.time()
+
+        def upstream_closed(m, since, within):
+            while time.time() < since + within:
+                if m.stats()["open_connections"] <= 1:     # the stats request itself
+                    return time.time() - since
+                time.sleep(0.02)
+            return None
+
+        chat = {"model": "m", "messages": [{"role": "user", "content": "a long question"}]}
+        # (1) the upstream hangs: its connection closes when the client leaves,
+        # and the cloud, which would have answered, never hears of it
+        local.default({"kind": "hang"})
+        left = leave_after(0.5, chat)
+        took = upstream_closed(local, left, 2.0)
+        check(took is not None and took < 0.5 * SLOW, "local kept the abandoned transfer open (%s)" % took)
+        # (2) a retry waiting for its backoff is dropped too
+        local.default({"kind": "status", "code": 500})
+        left = leave_after(0.05, chat)
+        time.sleep(1.5)
+        check(local.count() <= 3, "a retry was sent for a client that left: local got %d" % local.count())
+        # (3) a slow stream stops within a chunk's gap, not at the next chunk
+        local.default({"kind": "slow_chunks", "chunks": 20, "chunk_delay_ms": 3000})
+        sent = dict(chat, stream=True)
+        left = leave_after(0.5, sent)
+        took = upstream_closed(local, left, 2.5)
+        check(took is not None and took < 0.5 * SLOW, "a stream's upstream outlived its client by %s s" % took)
+        time.sleep(0.2)
+        check(cloud.count() == 0, "the cloud received %d requests of clients that had left" % cloud.count())
+        lines = [l for l in a.request_logs() if l["path"] == "/v1/chat/completions"]
+        check([l["status"] for l in lines if not l.get("stream")] == [499, 499] and
+              [(l["status"], l.get("aborted")) for l in lines if l.get("stream")] in ([(499, None)], [(200, True)]),
+              "abandoned requests logged as %r" % [(l["status"], l.get("aborted"), l["attempts"]) for l in lines])
+        check(all(t["outcome"] in ("client_aborted", "5xx") for l in lines for t in l["attempts"]),
+              "attempts of abandoned requests: %r" % [l["attempts"] for l in lines])
+        check(a.chat("next").status in (200, 502), "the daemon still serves")
+    finally:
+        a.stop()
+        local.stop()
+        cloud.stop()
+
+
 @test("fallback: every trigger moves to the next backend", timeout=90)
 def _():
     cases = [
@@ -359,6 +414,36 @@ def _():
     m.stop()
 
 
+@test("SIGTERM: requests still running at shutdown_timeout_ms get their answer, then exit 0")
+def _():
+    m, s_m = Mock("openai", "stuck"), Mock("openai", "slowstream")
+    m.default({"kind": "hang"})
+    s_m.default({"kind": "slow_chunks", "chunks": 50, "chunk_delay_ms": 300})
+    a = Airlock("shutdown_timeout_ms: 1000\nbackends:\n" + backend("stuck", m) + backend("slow", s_m) +
+                "routes:\n  - { name: s, when: { stream: true }, use: [slow] }\n  - { name: d, use: [stuck] }\n")
+    out = {}
+    t1 = threading.Thread(target=lambda: out.update(r=a.chat("hi")))
+    t2 = threading.Thread(target=lambda: out.update(s=a.chat("hi", stream=True)))
+    t1.start()
+    t2.start()
+    time.sleep(0.6)
+    t0 = time.time()
+    a.signal(signal.SIGTERM)
+    t1.join(15)
+    t2.join(15)
+    rc = a.wait(15)
+    took = time.time() - t0
+    r, st = out.get("r"), out.get("s")
+    check(r is not None and r.status == 503 and json.loads(r.body)["error"]["code"] == "shutting_down",
+          "the waiting request got %r" % (((r.status, r.body[:200]) if r else None),))
+    check(st is not None and st.status == 200 and not st.done and st.error_event is not None and len(st.events) >= 2,
+          "the cut stream: done=%s error=%r" % (st and st.done, st and st.error_event))
+    check(rc == 0 and took < 1.0 + 1.5 * SLOW, "exit %s after %.1fs" % (rc, took))
+    a.stop()
+    m.stop()
+    s_m.stop()
+
+
 @test("a client that hangs up mid-body is let go, and never holds up SIGTERM")
 def _():
     # The EOF often arrives with the last bytes; MHD 0.9.75 then never sees
@@ -381,7 +466,9 @@ def _():
         s.close()
     closed_s = time.time() - t0
     check(closed_s < 3 * SLOW, "half-closed connections kept open %.1fs" % closed_s)
-    # a whole request followed by the FIN in the same segment is answered
+    # a whole request followed by the FIN is a client that left, as nginx
+    # takes it (a half-close cannot be told from a close): not answered,
+    # its upstream transfer cancelled, logged as 499
     body = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
     answered = 0
     for _ in range(10):
@@ -389,16 +476,12 @@ def _():
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
         s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
         s.shutdown(socket.SHUT_WR)
-        answered += s.recv(100).startswith(b"HTTP/1.1 200")
+        answered += s.recv(100) != b""
         s.close()
-    # Under valgrind's timing MHD 0.9.75 sometimes reads the FIN when it
-    # resumes the connection and drops the answer airlock gave (logged as an
-    # aborted 200; docs/architecture.md); the reaper must never be the cause.
-    check(answered == 10 or (VALGRIND and answered > 0), "%d of 10 whole requests sent with their FIN answered" % answered)
+    check(answered == 0, "%d of 10 requests whose client hung up were answered" % answered)
     time.sleep(0.1)
-    check(a.stderr_text().count('"/v1/chat/completions","status":200') == 10, "each whole request is answered 200, none reaped")
-    check(a.stderr_text().count('"status":499') == 40, "each abandoned request is logged once as 499")
-    check(m.count() == 10, "%d requests reached the upstream, not the 10 whole ones" % m.count())
+    check(a.stderr_text().count('"status":499') == 50, "each abandoned request is logged once as 499")
+    check(m.count() <= 10, "%d requests reached the upstream, more than the 10 whole ones" % m.count())
     # and a body cut off while SIGTERM waits ends the drain at once
     s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
     s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"a\"")
@@ -409,7 +492,7 @@ def _():
     s.shutdown(socket.SHUT_WR)
     rc = a.wait(10 * SLOW)
     check(rc == 0 and time.time() - t0 < 3 * SLOW, "exit %s after %.1fs" % (rc, time.time() - t0))
-    check(m.count() == 10, "a truncated body reached the upstream")
+    check(m.count() <= 10, "a truncated body reached the upstream")
     s.close()
     a.stop()
     m.stop()
@@ -550,3 +633,40 @@ def _():
     finally:
         a.stop()
         m.stop()
+
+
+@test("config: a backend whose key variable is unset is not used; reload errors are log lines; a moved listener is warned about")
+def _():
+    local, cloud = Mock("ollama", "local"), Mock("openai", "cloud")
+    local.default({"kind": "status", "code": 503})
+    a = Airlock(two_backends(local, cloud))          # T_CLOUD_KEY is not in the environment
+    try:
+        r = a.chat("what is a mutex?")
+        check(r.status == 502 and "cloud: excluded (no_api_key)" in json.loads(r.body)["error"]["message"],
+              "with its key unset the cloud was used or not named: %d %r" % (r.status, r.body[:300]))
+        check(cloud.count() == 0, "the cloud received %d prompts without a key" % cloud.count())
+        e = a.request("POST", "/v1/airlock/explain", {"messages": [{"role": "user", "content": "hi"}]})
+        check({"backend": "cloud", "reason": "no_api_key"} in json.loads(e.body)["excluded"], "explain: %r" % e.body)
+        check(any("T_CLOUD_KEY is not set" in l.get("msg", "") for l in a.log_lines()), "no warning at start")
+        out = subprocess.run([BIN, "--check", "-c", a.path], capture_output=True, text=True, timeout=10)
+        check(out.returncode == 0 and "warning: backend 'cloud': T_CLOUD_KEY is not set" in out.stderr,
+              "--check: %d %r" % (out.returncode, out.stderr))
+        with open(a.path) as f:
+            good = f.read()
+        with open(a.path, "w") as f:
+            f.write(good + "workers: lots\n")
+        a.signal(signal.SIGHUP)
+        time.sleep(0.3 * SLOW)
+        errs = [l for l in a.log_lines() if l.get("level") == "error"]
+        check(any(":" in l["msg"] and "workers" in l["msg"] for l in errs), "reload errors: %r" % errs)
+        check(all(l.startswith("{") for l in a.stderr_text().splitlines() if l.strip()), "a non-JSON line in the log")
+        with open(a.path, "w") as f:
+            f.write(good.replace("listen: 127.0.0.1:0", "listen: 127.0.0.1:1"))
+        a.signal(signal.SIGHUP)
+        time.sleep(0.3 * SLOW)
+        check(any("restart only" in l.get("msg", "") for l in a.log_lines()), "no warning for a moved listener")
+        check(a.chat("still here?").status == 502, "the daemon stopped answering on its port")
+    finally:
+        a.stop()
+        local.stop()
+        cloud.stop()

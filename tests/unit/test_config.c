@@ -205,6 +205,11 @@ static void test_errors_types_and_required(void)
     CHECK(has_error(2, 5, "'zone' is required"));
     CHECK(load("listen: 1.2.3.4:80\n") == NULL);
     CHECK(has_error(1, 1, "'backends' is required"));
+    /* a host the server could not listen on fails --check, not the start */
+    CHECK(load("listen: foo.example:80\nbackends:\n  - { name: a, zone: local, url: 'http://h/v1' }\n") == NULL);
+    CHECK(has_error(1, 9, "not a numeric"));
+    CHECK(load("listen: 1.2.3.4.5:80\nbackends:\n  - { name: a, zone: local, url: 'http://h/v1' }\n") == NULL);
+    CHECK(has_error(1, 9, "not a numeric"));
     CHECK(load("") == NULL);
     CHECK(has_error(1, 1, "empty"));
     CHECK(load("backends:\n  - { name: a, zone: local, url: 'http://h/v1', context_window: [1] }\n") == NULL);

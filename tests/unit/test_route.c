@@ -45,6 +45,10 @@ static void test_glob(void)
     CHECK(glob_match("*", ""));
     CHECK(glob_match("a?c", "abc"));
     CHECK(glob_match("*mini", "gpt-4o-mini"));
+    CHECK(glob_match("gpt-[45]*", "gpt-4o") && glob_match("gpt-[45]*", "gpt-5") && !glob_match("gpt-[45]*", "gpt-3.5"));
+    CHECK(glob_match("llama3.[!0]*", "llama3.1:8b") && !glob_match("llama3.[!0]*", "llama3.0"));
+    CHECK(glob_match("openai/*", "openai/gpt-4o") && glob_match("*4o", "openai/gpt-4o"));
+    CHECK(glob_match("what\\?", "what?") && !glob_match("what\\?", "whatx"));
     CHECK(glob_match("a*b*c", "axxbyyc"));
     CHECK(!glob_match("gpt-4*", "gpt-3.5"));
     CHECK(!glob_match("a?c", "ac"));
@@ -107,6 +111,18 @@ static void test_plan_filters_with_reasons(void)
     CHECK_STR(p.excluded[0].reason, "context_window");
     CHECK(p.excluded[1].backend == 1);
     CHECK_STR(p.excluded[1].reason, "clearance");
+    /* the completion the client asked for must fit too (tiny: 100 tokens) */
+    struct route_input fits = { .model = "x", .level = 2, .prompt_tokens = 80, .completion_tokens = 20 };
+    route_plan(&cfg, &fits, &p);
+    CHECK(p.n_candidates == 2 && p.candidates[0].backend == 2);
+    fits.completion_tokens = 21;
+    route_plan(&cfg, &fits, &p);
+    CHECK(p.n_candidates == 1 && p.n_excluded == 2 && strcmp(p.excluded[0].reason, "context_window") == 0);
+    /* a backend whose key variable is unset is never a candidate */
+    backends[0].key_missing = 1;
+    route_plan(&cfg, &fits, &p);
+    CHECK(p.n_candidates == 0 && p.excluded[1].backend == 0 && strcmp(p.excluded[1].reason, "no_api_key") == 0);
+    backends[0].key_missing = 0;
 }
 
 static void test_pinned_model(void)
