@@ -262,17 +262,24 @@ def report(results_path, out_path):
     for key, label in (("baseline", "no failure (fast only), for reference"),
                        ("refused", "first backend refuses connections"),
                        ("silent", "first backend silent, first_byte_ms: 500"),
-                       ("circuit", "circuit (failures: 3, open_ms: 60000), silent first backend, %ss load at c=%s"
-                        % (f.get("circuit_seconds", "?"), f.get("circuit_conc", "?")))):
+                       ("circuit", "circuit (failures: 3, open_ms: %s), silent first backend, %ss load at c=%s"
+                        % ((f.get("circuit") or {}).get("waste", {}).get("open_ms", "?"),
+                           f.get("circuit_seconds", "?"), f.get("circuit_conc", "?")))):
         x = f.get(key)
         if not x:
             continue
         if key == "circuit":
             w = x["wrk"]
             dead = x.get("dead", {})
+            ws = x.get("waste") or {}
             frow(label, "%s (%s)" % (w.get("requests"), f.get("circuit_conc")),
                  "%s non-2xx" % w.get("non2xx"), _f(w.get("p50_ms"), " ms", 2), _f(w.get("p99_ms"), " ms", 1),
-                 "—", "%s connections, %s requests" % (dead.get("connections"), dead.get("requests")))
+                 "—", "%s requests: %s before it opened, %s half-open trials, %s wasted" %
+                 (dead.get("requests"), ws.get("before_open", "?"), ws.get("trials", "?"), ws.get("waste", "?")))
+            if ws and f.get("circuit_seconds"):
+                verdict.append("requests wasted on a dead backend once its circuit is open: %.1f per minute beyond "
+                               "the half-open trials (target: none): **%s**" %
+                               (ws["waste"] * 60.0 / float(f["circuit_seconds"]), "met" if ws["waste"] == 0 else "missed"))
             continue
         dead = x.get("dead")
         frow(label, "%d (%d)" % (x["n"], x["conc"]), "%d" % x["ok"] + (" (%d errors)" % x["errors"] if x["errors"] else ""),

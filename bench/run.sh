@@ -291,7 +291,10 @@ forget_pid "$AIRLOCK_PID"
 # A huge failure count keeps the circuit closed, so every request meets the
 # dead backend first; the circuit run then uses the issue's settings.
 NO_CIRCUIT='fallback: { on: [connect, timeout, 5xx], max_attempts: 3, circuit: { failures: 1000000, open_ms: 1000 } }'
-CIRCUIT='fallback: { on: [connect, timeout, 5xx], max_attempts: 3, circuit: { failures: 3, open_ms: 60000 } }'
+# open_ms well inside the run, so the half-open trials happen and the
+# requests the dead backend gets beyond them (the waste) can be counted
+CIRCUIT_OPEN_MS=${BENCH_CIRCUIT_OPEN_MS:-5000}
+CIRCUIT="fallback: { on: [connect, timeout, 5xx], max_attempts: 3, circuit: { failures: 3, open_ms: $CIRCUIT_OPEN_MS } }"
 DEAD_REFUSED="  - { name: dead, provider: openai, zone: local, url: \"http://127.0.0.1:$DEAD/v1\", model: bench-model, timeouts: { connect_ms: 300 }, health: { enabled: false } }"
 DEAD_SILENT="  - { name: dead, provider: openai, zone: local, url: \"http://127.0.0.1:$SIL/v1\", model: bench-model, timeouts: { connect_ms: 300, first_byte_ms: 500 }, health: { enabled: false } }"
 FO_URL="http://127.0.0.1:$AL2/v1/chat/completions"
@@ -339,7 +342,7 @@ AIRLOCK_VERSION=$("$BIN" --version 2>/dev/null | head -1)
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/.*nginx\///')
 WRK_VERSION=$(wrk -v 2>&1 | head -1 | awk '{print $2}')
 export LAT_ROUNDS TMP AIRLOCK_RSS AIRLOCK_HWM AIRLOCK_RSS_IDLE NGINX_RSS NGINX_HWM AIRLOCK_ALIVE AIRLOCK_EXIT \
-  AIRLOCK_STOP_MS AIRLOCK_VERSION BENCH_NOTE NGINX_VERSION WRK_VERSION CIRCUIT_DUR CIRCUIT_CONC DUR
+  AIRLOCK_STOP_MS AIRLOCK_VERSION BENCH_NOTE NGINX_VERSION WRK_VERSION CIRCUIT_DUR CIRCUIT_CONC DUR CIRCUIT_OPEN_MS
 $PY - >"$TMP/results.json" <<'EOF'
 import glob, json, os, socket, time
 T = os.environ["TMP"]
@@ -374,6 +377,42 @@ def delta(a, b):
 if fo["silent"]:
     fo["silent"]["dead"] = delta("silent-before.json", "silent-after.json")
 fo["circuit"] = {"wrk": j("circuit.txt.json"), "dead": delta("circuit-before.json", "circuit-after.json")}
+# From airlock's own log: attempts on the dead backend that began after its
+# circuit first opened, against the half-open trials that failed and
+# reopened it. What is left is waste (target: none).
+def circuit_waste():
+    import datetime
+    def ts(s):
+        return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+    opened, trials, starts = None, 0, []
+    try:
+        lines = open(os.path.join(T, "airlock-circuit.err")).read().splitlines()
+    except OSError:
+        return {}
+    for l in lines:
+        try:
+            x = json.loads(l)
+        except ValueError:
+            continue
+        m = x.get("msg", "")
+        if m.startswith("backend dead: circuit open"):
+            if opened is None:
+                opened = ts(x["ts"])
+            elif "half-open trial failed" in m:
+                trials += 1
+        if m == "request":
+            end = ts(x["ts"]) - x.get("ms", 0) / 1000.0
+            t = end
+            for a in x.get("attempts", []):
+                if a["backend"] == "dead" and a["outcome"] != "skipped":
+                    starts.append(t)
+                t += a.get("ms", 0) / 1000.0
+    if opened is None:
+        return {}
+    after = sum(1 for s in starts if s > opened + 0.002)
+    return {"before_open": len(starts) - after, "after_open": after, "trials": trials,
+            "waste": max(0, after - trials), "open_ms": int(E("CIRCUIT_OPEN_MS") or 0)}
+fo["circuit"]["waste"] = circuit_waste()
 r["failover"] = fo
 
 notes = ["Load: wrk -t1 -c1 (latency: the median of %s interleaved rounds, %ss in all) and -t2 -c64 (throughput) for %ss, POST of a 180-byte chat "

@@ -3,8 +3,18 @@
 # only those that are missing. Non-interactive; works as root or through sudo.
 set -eu
 
-# Build: the four libraries of the design, plus Hyperscan for the classifier.
-BUILD="gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libhyperscan-dev"
+# Build: the four libraries of the design, plus Hyperscan for the classifier:
+# Debian builds it for x86 only; Vectorscan, its fork with the same API (libhs),
+# everywhere else. The two conflict, so one already installed is kept.
+HS=libhyperscan-dev
+case "$(dpkg --print-architecture 2>/dev/null)" in
+  amd64|i386) ;;
+  *) HS=libvectorscan-dev ;;
+esac
+if dpkg-query -W -f='${Status}' libvectorscan-dev 2>/dev/null | grep -q "install ok installed"; then
+  HS=libvectorscan-dev
+fi
+BUILD="gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev libyaml-dev $HS"
 # Tests: the mock upstreams and the integration suite are Python (stdlib only),
 # curl for the demo, openssl for the TLS test upstream's certificate.
 TEST="python3 curl openssl"

@@ -149,7 +149,9 @@ struct exchange {
     int client_fd;              /* the client's socket once watched, else -1 */
     int peer_closed;            /* the client's socket said end-of-file */
     int client_gone;            /* ...while the request waited: it was abandoned */
+    size_t bytes_in;            /* request body bytes received, kept or not */
     size_t bytes_out;
+    int classified;             /* the level and plan are known (x-airlock-* headers) */
 };
 
 /* http/server.c: lists through the ex_link at `off` in each exchange

@@ -25,6 +25,7 @@ void respond_buffer(struct exchange *ex, unsigned status, const char *content_ty
         MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
     if (r)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    ex->bytes_out += len;
     respond_ready(ex, r, status);
 }
 
@@ -46,6 +47,7 @@ void respond_error(struct exchange *ex, unsigned status, const char *type,
         respond_ready(ex, NULL, status);
         return;
     }
+    ex->bytes_out += b.len;
     struct MHD_Response *r =
         MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_FREE);
     if (!r) {

@@ -19,6 +19,7 @@ static void respond_json_buf(struct exchange *ex, unsigned status, struct buf *b
         respond_ready(ex, NULL, status);
         return;
     }
+    ex->bytes_out += b->len;
     b->data = NULL;
     b->len = b->cap = 0;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
@@ -431,6 +432,7 @@ int handle_prepare(struct exchange *ex)
         .budget_exhausted = 0,
     };
     route_plan(cfg, &in, &ex->plan);
+    ex->classified = 1;
     for (int i = 0; i < ex->plan.n_excluded; i++)
         if (strcmp(ex->plan.excluded[i].reason, "clearance") == 0)
             ex->clearance_excluded = 1;

@@ -165,8 +165,8 @@ int request_add_common_headers(struct exchange *ex, struct MHD_Response *r)
 {
     char n[16];
     MHD_add_response_header(r, "x-request-id", ex->request_id);
-    if (ex->endpoint != EP_CHAT && ex->endpoint != EP_EMBEDDINGS)
-        return 0;
+    if ((ex->endpoint != EP_CHAT && ex->endpoint != EP_EMBEDDINGS) || !ex->classified)
+        return 0;       /* a request refused before it was classified has no level */
     const struct config *cfg = ex->cfg;
     MHD_add_response_header(r, "x-airlock-level",
                             ex->level >= 0 && ex->level < cfg->n_levels ? cfg->levels[ex->level] : "unknown");
@@ -280,9 +280,12 @@ static void dispatch(struct exchange *ex)
                       "only loopback clients may connect when no client keys are configured");
         return;
     }
+    /* the path and method are echoed unless they look sensitive */
+    const char *method = ex->log_redact_method ? "(method)" : ex->method;
     if (ex->endpoint == EP_NONE) {
         char msg[300];
-        snprintf(msg, sizeof msg, "Unknown request URL: %.8s %.200s", ex->method, ex->path);
+        snprintf(msg, sizeof msg, "Unknown request URL: %.8s %.200s", method,
+                 ex->log_redact_path ? "(path)" : ex->path);
         respond_error(ex, 404, "invalid_request_error", "unknown_url", NULL, msg);
         return;
     }
@@ -290,9 +293,11 @@ static void dispatch(struct exchange *ex)
     int get = strcmp(ex->method, "GET") == 0 || strcmp(ex->method, "HEAD") == 0;
     if (endpoint_wants_body(ex->endpoint) ? !post : !get) {
         char msg[300];
-        snprintf(msg, sizeof msg, "Method %.8s is not allowed on %.200s; use %s",
-                 ex->method, ex->path, endpoint_wants_body(ex->endpoint) ? "POST" : "GET");
+        const char *allow = endpoint_wants_body(ex->endpoint) ? "POST" : "GET, HEAD";
+        snprintf(msg, sizeof msg, "Method %.8s is not allowed on %.200s; use %s", method, ex->path, allow);
         respond_error(ex, 405, "invalid_request_error", "method_not_allowed", NULL, msg);
+        if (ex->response)
+            MHD_add_response_header(ex->response, MHD_HTTP_HEADER_ALLOW, allow);
         return;
     }
     switch (ex->endpoint) {
@@ -372,6 +377,13 @@ enum MHD_Result request_handler(void *cls, struct MHD_Connection *conn, const ch
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        ex->bytes_in += n;
+        if (ex->body_too_large && ex->bytes_in > DISCARD_MAX_BYTES && ex->state == EX_READING) {
+            dispatch(ex);       /* a chunked upload that never ends: its 413 now */
+            if (ex->state == EX_RESPOND)
+                return queue_ready_response(ex);
+            return MHD_NO;
+        }
         if (ex->body_too_large || !endpoint_wants_body(ex->endpoint))
             return MHD_YES;     /* discard */
         if (ex->body.len + n > ex->cfg->max_body_bytes) {

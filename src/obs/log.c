@@ -122,7 +122,7 @@ void log_exchange(const struct exchange *ex)
     if (ex->ended_early)
         rc |= buf_puts(&b, ",\"aborted\":true");
     uint64_t us = now_us() - ex->started_us;
-    rc |= buf_appendf(&b, ",\"bytes_in\":%zu,\"bytes_out\":%zu,\"ms\":%llu.%03u}\n", ex->body.len,
+    rc |= buf_appendf(&b, ",\"bytes_in\":%zu,\"bytes_out\":%zu,\"ms\":%llu.%03u}\n", ex->bytes_in,
                       ex->bytes_out, (unsigned long long)(us / 1000), (unsigned)(us % 1000));
     *lines = b;
     if (rc < 0)

@@ -76,13 +76,17 @@ for t in $targets; do
   secs=$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\2/p' "$log" | tail -1)
   [ -n "$runs" ] || runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   [ -n "$secs" ] || secs=$(sed -n 's/^stat::.*time.*: *//p' "$log" | tail -1)
-  crash_file=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
+  # slow-unit-* artifacts are inputs over -report_slow_units (10 s of wall
+  # time, which a paused or loaded machine also produces): reported, not
+  # failures; -timeout=30 turns a really slow input into a timeout- crash
+  crash_file=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | grep -v '/slow-unit-' | tail -1 || true)
+  slow=$(grep -c 'Test unit written to .*/slow-unit-' "$log" || true)
   crashed=0
   if [ "$rc" -ne 0 ] || [ -n "$crash_file" ]; then
     crashed=1
     failed=1
   fi
-  line=$(printf '%-20s runs=%-10s time=%-5s crashes=%s' "$name" "${runs:-?}" "${secs:-?}s" "$crashed")
+  line=$(printf '%-20s runs=%-10s time=%-5s crashes=%s slow_units=%s' "$name" "${runs:-?}" "${secs:-?}s" "$crashed" "${slow:-0}")
   if [ "$crashed" -eq 1 ]; then
     line="$line  file=${crash_file:-none (exit $rc; see $log)}"
     grep -m1 -E 'ERROR: |runtime error|SUMMARY' "$log" | sed 's/^/    /' || true

@@ -115,6 +115,36 @@ def _():
         error_shape(a.request("POST", "/v1/embeddings", {"model": "m"}), 400)
         big = {"model": "m", "messages": [{"role": "user", "content": "x" * 70000}]}
         error_shape(a.request("POST", "/v1/chat/completions", big), 413)
+        r = a.request("POST", "/v1/chat/completions", "{not json")
+        check("x-airlock-level" not in r.headers, "a request refused before classification claims a level")
+        r = a.request("GET", "/v1/chat/completions")
+        check(r.status == 405 and r.headers.get("allow") == "POST", "405 without Allow: %r" % r.headers)
+        time.sleep(0.1)
+        lines = [l for l in a.request_logs() if l["status"] in (400, 413)]
+        check(any(l["status"] == 413 and l["bytes_in"] > 70000 for l in lines), "413 logged without its bytes_in")
+        check(all(l["bytes_out"] > 0 for l in lines), "airlock's own answers logged with bytes_out 0")
+        # a chunked upload that never ends is cut at the discard bound with its 413
+        s = socket.create_connection(("127.0.0.1", a.port), timeout=30 * SLOW)
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"%x\r\n%s\r\n" % (1 << 20, b"x" * (1 << 20))
+        sent, answer = 0, b""
+        try:
+            while sent < 80:
+                s.sendall(chunk)
+                sent += 1
+        except OSError:
+            pass
+        try:
+            answer = s.recv(200)
+        except OSError:
+            pass
+        s.close()
+        # (the 413 itself is usually lost: answering mid-upload resets the connection)
+        check(sent < 80 and (answer == b"" or answer.startswith(b"HTTP/1.1 413")),
+              "an endless chunked upload: %d MiB taken, %r" % (sent, answer[:40]))
+        time.sleep(0.2)
+        check(any(l["status"] == 413 and l["bytes_in"] >= 64 << 20 for l in a.request_logs()),
+              "the cut upload is not logged as a 413 with what it sent")
         check(m.count() == 0, "a bad request was forwarded")
     finally:
         a.stop()

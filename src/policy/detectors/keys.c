@@ -306,6 +306,12 @@ static size_t assignment(const unsigned char *s, size_t n, size_t t, size_t *sta
     while (e < n && e - v < VALUE_MAX && s[e] != '\n' && s[e] != '\r') {
         if (quoted ? s[e] == q : value_stop(s[e]))
             break;
+        /* unquoted, '=' or ':' before a letter or digit starts the next
+         * assignment (a=b:token=...); base64's '==' and URLs' :// do not.
+         * It also keeps "KEY=KEY=KEY..." linear: each value ends at the
+         * next '=' instead of running VALUE_MAX bytes. */
+        if (!quoted && e > v && (s[e] == '=' || s[e] == ':') && e + 1 < n && is_alnum(s[e + 1]))
+            break;
         e++;
     }
     if (e == v || (quoted && (e >= n || s[e] != q)))
