@@ -42,7 +42,8 @@ void classifier_free(struct classifier *c);
  * (integers of 9+ digits in decimal); after a content array with two or more
  * text parts, those texts joined with no separator and a '\n'; after a string
  * holding JSON with escapes (tool call arguments), its keys and strings decoded
- * once more. See docs/policy.md. */
+ * once more; after a key or string holding escapes that is not JSON, itself
+ * once more with them decoded (up to three levels). See docs/policy.md. */
 void classify_request(const struct classifier *c, const struct config *cfg,
                       const cJSON *body, struct classification *out);
 

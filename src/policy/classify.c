@@ -14,6 +14,7 @@
 #include "policy/detectors/custom.h"
 
 #define REDECODE_MAX 3              /* JSON-inside-a-string levels decoded again */
+#define UNESCAPE_MAX 3              /* backslash-escape levels decoded again */
 #define BUF_KEEP (16u << 20)        /* per-thread buffer kept between requests */
 #define DET_BLOB (-1)               /* pseudo-detector: base64 blobs */
 
@@ -315,7 +316,10 @@ void classify_text(const struct classifier *c, const char *text, size_t len,
  * members of a content array with two or more text parts comes one more line:
  * those parts' texts joined with nothing between them. A string that holds
  * JSON with escapes in it (tool call arguments, tool results) is parsed and its
- * keys and strings are appended right after it, decoded a second time. */
+ * keys and strings are appended right after it, decoded a second time. A key
+ * or string that holds backslash escapes but is not such JSON (truncated, or
+ * text quoting an escaped string) is appended again right after itself with
+ * them decoded, up to three times while that changes it. */
 struct flat {
     struct tls_state *t;
     int unreadable;
@@ -375,21 +379,50 @@ static int token_array(const cJSON *v)
 
 static void walk(struct flat *f, const cJSON *v, const char *key, int depth);
 
-static void redecode(struct flat *f, const char *s, size_t n, int depth)
+/* Returns 1 when s was JSON and its keys and strings have been appended. */
+static int redecode(struct flat *f, const char *s, size_t n, int depth)
 {
     size_t i = 0;
     while (i < n && (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r'))
         i++;
     if (f->redecode >= REDECODE_MAX || i == n || (s[i] != '{' && s[i] != '[') ||
         !memchr(s, '\\', n))
-        return;
+        return 0;
     cJSON *inner = cJSON_ParseWithLength(s, n);
     if (!inner)
-        return;
+        return 0;
     f->redecode++;
     walk(f, inner, NULL, depth + 1);
     f->redecode--;
     cJSON_Delete(inner);
+    return 1;
+}
+
+/* A key or string with backslash escapes that is not JSON the parser takes
+ * (a truncated tool call, text quoting an escaped string) is appended again
+ * with them decoded, up to UNESCAPE_MAX times while that changes it: a
+ * model reads "ann\u0040corp.io" as an address. */
+static void unescape_again(struct flat *f, const char *s, size_t n)
+{
+    struct tls_state *t = f->t;
+    size_t prev = 0;            /* where the last decoded copy starts in t->buf */
+    for (int level = 0; level < UNESCAPE_MAX && !f->failed; level++) {
+        const unsigned char *src = level ? t->buf + prev : (const unsigned char *)s;
+        if (!memchr(src, '\\', n))
+            return;
+        if (grow((void **)&t->buf, &t->cap, t->len + n + 1, 1) < 0) {
+            f->failed = 1;
+            return;
+        }
+        src = level ? t->buf + prev : (const unsigned char *)s;
+        size_t m = unescape_text(src, n, t->buf + t->len);
+        if (!m)
+            return;
+        prev = t->len;
+        t->len += m;
+        t->buf[t->len++] = '\n';
+        n = m;
+    }
 }
 
 static void content_array(struct flat *f, const cJSON *arr, int depth)
@@ -445,7 +478,8 @@ static void walk(struct flat *f, const cJSON *v, const char *key, int depth)
         if (data_uri(v->valuestring, n))
             f->unreadable++;
         append(f, v->valuestring, n, 1);
-        redecode(f, v->valuestring, n, depth);
+        if (!redecode(f, v->valuestring, n, depth))
+            unescape_again(f, v->valuestring, n);
     } else if (cJSON_IsNumber(v)) {
         double d = fabs(v->valuedouble);
         if (d >= 1e8 && d < 1e19 && d == floor(d)) {
@@ -469,8 +503,11 @@ static void walk(struct flat *f, const cJSON *v, const char *key, int depth)
             walk(f, e, NULL, depth + 1);
     } else if (cJSON_IsObject(v)) {
         for (const cJSON *e = v->child; e; e = e->next) {
-            if (e->string)
-                append(f, e->string, strlen(e->string), 1);
+            if (e->string) {
+                size_t n = strlen(e->string);
+                append(f, e->string, n, 1);
+                unescape_again(f, e->string, n);
+            }
             walk(f, e, e->string, depth + 1);
         }
     }

@@ -11,6 +11,8 @@ import random
 import string
 
 R = random.Random(20240601)
+# Case choices for IBANs come from their own generator: they draw nothing from R.
+CASE = random.Random(20240602)
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 N = 240
 
@@ -239,9 +241,21 @@ def grouped(s):
     return " ".join(s[i:i + 4] for i in range(0, len(s), 4))
 
 
+def any_case(s):
+    """As written, in lower case, capitalised (Gb82west...) or in mixed case."""
+    how = CASE.randrange(4)
+    if how == 1:
+        return s.lower()
+    if how == 2:
+        return s.capitalize()
+    if how == 3:
+        return "".join(ch.lower() if CASE.random() < 0.5 else ch for ch in s)
+    return s
+
+
 def iban_pos():
     c, b = iban_raw()
-    iban = c + iban_check(c, b) + b
+    iban = any_case(c + iban_check(c, b) + b)
     return ctx(R.choice([iban, grouped(iban), f"IBAN {grouped(iban)}", f"IBAN: {iban}"]))
 
 
@@ -251,13 +265,32 @@ def iban_neg():
     wrong = f"{(int(good) + R.randint(1, 96)) % 97 + 2:02d}"
     if wrong == good:
         wrong = f"{(int(good) + 1) % 97 + 2:02d}"
-    return R.choice([
-        ctx(c + wrong + b), ctx(grouped(c + wrong + b)), ctx(c + good + b[:-1]),
+    neg = R.choice([
+        ctx(any_case(c + wrong + b)), ctx(grouped(any_case(c + wrong + b))), ctx(any_case(c + good + b[:-1])),
         ctx("QQ" + good + b), f"BIC DEUTDEFF{R.randint(100, 999)}", f"VAT {c}{digits(9)}",
         f"postcode SW1A {R.randint(1, 9)}AA", f"part AB{digits(2)} {digits(4)} {digits(4)}",
         f"flight LH{R.randint(100, 9999)} at gate B{R.randint(1, 60)}", R.choice(PROSE),
         f"ticket {c}{digits(2)}-{digits(6)}", f"model {c}{digits(4)}X{digits(10)}",
     ])
+    return CASE.choice([neg, neg, neg, lower_case_neg(c, good + b)])
+
+
+def is_iban(s):
+    s = s.upper()
+    if len(s) != IBAN_LEN.get(s[:2], 0) or not s[2:4].isdigit() or not s.isalnum():
+        return False
+    return int("".join(str(int(ch, 36)) for ch in s[4:] + s[:4])) % 97 == 1
+
+
+def lower_case_neg(c, rest):
+    """Lower-case look-alikes: a valid IBAN glued to a word or a digit, and
+    codes and identifiers that start with two letters but are no IBAN."""
+    while True:
+        d = "".join(CASE.choice(string.digits) for _ in range(IBAN_LEN[c] - 2))
+        if not is_iban(c + d):
+            break
+    return CASE.choice([f"x{(c + rest).lower()}", f"7{(c + rest).lower()}", f"ref {c.lower()}{d}",
+                        f"sku-{c.lower()}{d[:6]}", f"vat {c.lower()}{d[:9]}", f"build {c.lower()}{d[:2]}-{d[2:6]}"])
 
 
 # ---- secret keys -----------------------------------------------------------

@@ -72,6 +72,57 @@ static struct classification request(const char *json)
     return c;
 }
 
+/* A chat request whose one message is `content` (no JSON escaping needed). */
+static struct classification chat(const char *content)
+{
+    struct classification c;
+    cJSON *body = cJSON_CreateObject();
+    cJSON *msgs = cJSON_AddArrayToObject(body, "messages");
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", "user");
+    cJSON_AddStringToObject(m, "content", content);
+    cJSON_AddItemToArray(msgs, m);
+    classify_request(cls, &cfg, body, &c);
+    cJSON_Delete(body);
+    return c;
+}
+
+/* Appends the base64 of src[0..n) to out: `extra` gives the alphabet's last two
+ * characters ("+/" or "-_"), '=' padding when pad, and a line end `eol` after
+ * every `width` characters (0: one unbroken run). Returns the new end of out. */
+static char *base64(char *out, const char *src, size_t n, const char *extra, int pad,
+                    int width, const char *eol)
+{
+    static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    size_t col = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        size_t left = n - i;
+        unsigned v = (unsigned)(unsigned char)src[i] << 16;
+        if (left > 1)
+            v |= (unsigned)(unsigned char)src[i + 1] << 8;
+        if (left > 2)
+            v |= (unsigned char)src[i + 2];
+        for (size_t k = 0; k < 4; k++) {
+            unsigned d = (v >> (18 - 6 * k)) & 63;
+            char ch = d < 62 ? alnum[d] : extra[d - 62];
+            if (k > left) {
+                if (!pad)
+                    break;
+                ch = '=';
+            }
+            if (width && col == (size_t)width) {
+                strcpy(out, eol);
+                out += strlen(eol);
+                col = 0;
+            }
+            *out++ = ch;
+            col++;
+        }
+    }
+    *out = '\0';
+    return out;
+}
+
 static void test_email(void)
 {
     CHECK(text_hits("write to jane.doe@example.com today", "email") == 1);
@@ -82,6 +133,11 @@ static void test_email(void)
     CHECK(text_hits("npm i lodash@4.17.21", "email") == 0);
     CHECK(text_hits("user@localhost", "email") == 0);
     CHECK(text_hits("@decorator\ndef f(): pass", "email") == 0);
+    /* text in another script glued to the address (CJK has no spaces) */
+    CHECK(text_hits("\xe8\xaf\xb7\xe8\x81\x94\xe7\xb3\xbbjane@example.com\xe8\xb0\xa2\xe8\xb0\xa2", "email") == 1);
+    CHECK(text_hits("\xf0\x9f\x98\x80jane@example.com\xf0\x9f\x98\x80", "email") == 1);
+    CHECK(text_hits("mail jane@\xe4\xbe\x8b\xe3\x81\x88.jp now", "email") == 1);
+    CHECK(text_hits("icon@2x.png\xf0\x9f\x98\x80", "email") == 0);
 }
 
 static void test_phone(void)
@@ -134,6 +190,21 @@ static void test_iban(void)
     CHECK(text_hits("GB82WEST12345698765433", "iban") == 0);   /* mod 97 */
     CHECK(text_hits("DE89370400440532013", "iban") == 0);      /* length */
     CHECK(text_hits("XX89370400440532013000", "iban") == 0);   /* country */
+}
+
+/* Country code and BBAN letters in any case; mod 97 reads them the same. */
+static void test_iban_lower_case(void)
+{
+    CHECK(text_hits("gb82west12345698765432", "iban") == 1);
+    CHECK(text_hits("gb82 west 1234 5698 7654 32", "iban") == 1);
+    CHECK(text_hits("iban: Gb82West12345698765432.", "iban") == 1);
+    CHECK(text_hits("de89 3704 0044 0532 0130 00", "iban") == 1);
+    CHECK(text_hits("iban_gb82west12345698765432", "iban") == 1);
+    CHECK(text_hits("gb82west12345698765433", "iban") == 0);   /* mod 97 */
+    CHECK(text_hits("de89370400440532013", "iban") == 0);      /* length */
+    CHECK(text_hits("xgb82west12345698765432", "iban") == 0);  /* glued to a word */
+    CHECK(text_hits("7gb82west12345698765432", "iban") == 0);
+    CHECK(text_hits("gb82west123456987654321", "iban") == 0);  /* longer token */
 }
 
 static void test_keys(void)
@@ -205,6 +276,14 @@ static void test_keywords_and_regex(void)
     CHECK(text_hits("nightjars", "codenames") == 0);
     CHECK(text_hits("xbluebird", "codenames") == 0);
     CHECK(text_hits("Project X-Ray.", "codenames") == 1);
+    CHECK(text_hits("Project  X-Ray", "codenames") == 1);
+    CHECK(text_hits("Project\nX-Ray", "codenames") == 1);
+    CHECK(text_hits("Project\tX-Ray", "codenames") == 1);
+    CHECK(text_hits("PROJECT \r\n\t x-ray!", "codenames") == 1);
+    CHECK(text_hits("ProjectX-Ray", "codenames") == 0);
+    CHECK(text_hits("Project-X-Ray", "codenames") == 0);
+    CHECK(text_hits("Project X-Rays", "codenames") == 0);
+    CHECK(text_hits("subProject\nX-Ray", "codenames") == 0);
     CHECK(text_hits("ssh db-1.corp.example.com", "corp-hosts") == 1);
     CHECK(text_hits("example.com", "corp-hosts") == 0);
 
@@ -313,6 +392,172 @@ static void test_unreadable(void)
     setup(all_detectors, (int)(sizeof(all_detectors) / sizeof(all_detectors[0])));
 }
 
+/* A text a user might hide in base64: an SSN, a card and an email. */
+static const char secret_note[] =
+    "Hi team, here are the details for the new account we discussed on Monday. "
+    "The customer is Jane Doe, social security number 123-45-6789, and she asked "
+    "us to bill the card 4111 1111 1111 1111, expiry 12/29. Please send the signed "
+    "contract and the welcome pack to jane.doe@example.com before Friday, and copy "
+    "the regional office so they can set up the account on their side. If anything "
+    "is unclear, call me. Thanks again for handling this so quickly. Best, Tom.";
+
+/* Base64 wrapped into lines (MIME at 76 columns, PEM at 64) is one blob
+ * when the wrapped run holds 256+ characters; so is a base64url run. */
+static void test_unreadable_wrapped_base64(void)
+{
+    char text[2048], *p;
+    CHECK(strlen(secret_note) > 380);
+    p = text + sprintf(text, "Decode this base64:\n");
+    base64(p, secret_note, strlen(secret_note), "+/", 1, 76, "\n");
+    struct classification c = chat(text);
+    CHECK(c.unreadable == 1 && c.level == SECRET);
+
+    base64(text, secret_note, strlen(secret_note), "+/", 1, 64, "\r\n");
+    c = chat(text);
+    CHECK(c.unreadable == 1 && c.level == SECRET);
+    /* PEM armour around it, then more text */
+    p = text + sprintf(text, "-----BEGIN MESSAGE-----\n");
+    p = base64(p, secret_note, 300, "+/", 1, 64, "\n");
+    strcpy(p, "\n-----END MESSAGE-----\nwhat does it say?");
+    c = chat(text);
+    CHECK(c.unreadable == 1 && c.level == SECRET);
+    /* two blobs, told apart by a line of prose */
+    p = base64(text, secret_note, 240, "+/", 1, 76, "\n");
+    p += sprintf(p, "\nand the second one:\n");
+    base64(p, secret_note + 100, 240, "+/", 1, 76, "\n");
+    c = chat(text);
+    CHECK(c.unreadable == 2);
+
+    /* a short first line right after a line of prose, wherever the samples
+     * fall: 30 + 3 x 76 + 2 characters, under 256 without the first line */
+    for (int pre = 60; pre < 200; pre++) {
+        memset(text, 'x', (size_t)pre);
+        for (int i = 5; i < pre; i += 6)
+            text[i] = ' ';
+        p = text + pre;
+        p += sprintf(p, " base64\n");
+        char *b = p;
+        base64(b, secret_note, 195, "+/", 0, 0, "");
+        CHECK(strlen(b) == 260);
+        memmove(b + 31, b + 30, 231);
+        b[30] = '\n';
+        p = b + 31;
+        for (int line = 0; line < 3; line++) {
+            memmove(p + 77, p + 76, strlen(p + 76) + 1);
+            p[76] = '\n';
+            p += 77;
+        }
+        classify_text(cls, text, strlen(text), &c);
+        CHECK(c.unreadable == 1);
+    }
+
+    /* base64url of binary data (a '-' or '_' every 32 characters or so),
+     * with and without padding, unbroken and wrapped */
+    char bin[300];
+    unsigned seed = 7;
+    for (size_t i = 0; i < sizeof(bin); i++) {
+        seed = seed * 1103515245u + 12345u;
+        bin[i] = (char)(seed >> 16);
+    }
+    base64(text, bin, 200, "-_", 0, 0, "");
+    CHECK(strchr(text, '-') && strchr(text, '_') && strlen(text) == 267);
+    c = chat(text);
+    CHECK(c.unreadable == 1 && c.level == SECRET);
+    base64(text, bin, 250, "-_", 1, 0, "");
+    classify_text(cls, text, strlen(text), &c);
+    CHECK(c.unreadable == 1);
+    base64(text, bin, 300, "-_", 1, 76, "\r\n");
+    c = chat(text);
+    CHECK(c.unreadable == 1);
+}
+
+static void test_readable_not_blobs(void)
+{
+    char text[4096], *p;
+    /* three wrapped lines: 228 characters, under the 256 of a blob */
+    base64(text, secret_note, 171, "+/", 1, 76, "\n");
+    CHECK(chat(text).unreadable == 0);
+    /* a long URL with a query string */
+    p = text + sprintf(text, "see https://shop.example.com/search/results?category=garden-tools");
+    for (int i = 0; i < 20; i++)
+        p += sprintf(p, "&filter_%d=brand-%d_size-large", i, i * 7);
+    CHECK(strlen(text) > 500);
+    CHECK(chat(text).unreadable == 0);
+    /* a URL slug or identifier dense with '-' and '_' */
+    p = text;
+    for (int i = 0; i < 30; i++)
+        p += sprintf(p, "%s-%d_", i % 2 ? "section" : "part", i);
+    CHECK(strlen(text) > 256);
+    CHECK(chat(text).unreadable == 0);
+    /* hex hashes under 256 characters, one per line, and a sha512 */
+    CHECK(chat("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n"
+               "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+               "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae\n")
+              .unreadable == 0);
+    CHECK(chat("sha512: cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce"
+               "47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e").unreadable == 0);
+    /* prose and code wrapped at 76 columns */
+    p = text;
+    for (int i = 0; i < 12; i++)
+        p += sprintf(p, "%s\n", i % 2 ? "The quarterly numbers look better than expected and the team is happy."
+                                      : "for (int i = 0; i < n; i++) total += values[i] * weights[i]; // sum");
+    CHECK(chat(text).unreadable == 0);
+    /* rules of '-', '=' and '_' between headings */
+    p = text;
+    for (int i = 0; i < 8; i++) {
+        memset(p, "-=_"[i % 3], 76);
+        p += 76;
+        p += sprintf(p, "\nHeading%d\n", i);
+    }
+    CHECK(chat(text).unreadable == 0);
+    memset(text, '-', 300);
+    text[300] = '\0';
+    CHECK(chat(text).unreadable == 0);
+}
+
+/* A string that is not complete JSON but holds escapes is scanned once
+ * more with them decoded. */
+static void test_escapes_outside_json(void)
+{
+    /* truncated tool call arguments */
+    struct classification c = request(
+        "{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+        "\"function\":{\"name\":\"send\",\"arguments\":\"{\\\"to\\\":\\\"ann\\\\u0040corp.io\\\"\"}}]}]}");
+    CHECK(find_hit(&c, "email") != NULL);
+    c = chat("to: ann\\u0040corp.io");
+    CHECK(find_hit(&c, "email") != NULL);
+    c = chat("\\u0034111 1111 1111 1111");
+    CHECK(find_hit(&c, "credit_card") != NULL);
+    /* two-character escapes, a surrogate pair, invalid escapes left alone */
+    c = chat("\\ud83d\\ude00 \\q \\u12 \\uZZZZ \\x41 ann\\u0040corp\\u002eio");
+    CHECK(find_hit(&c, "email") != NULL);
+    c = chat("a\\tb \\\"ann\\u0040corp.io\\\"\\n");
+    CHECK(find_hit(&c, "email") != NULL);
+    c = chat("Project\\nX-Ray");
+    CHECK(find_hit(&c, "codenames") != NULL);
+    /* three levels: \\\\u0040 -> \\u0040 -> \u0040 -> @ */
+    c = chat("to: ann\\\\\\\\u0040corp.io");
+    CHECK(find_hit(&c, "email") != NULL);
+    /* a lone surrogate is left as it is; what follows is still decoded */
+    c = chat("\\ud800 x \\u0034111111111111111");
+    CHECK(find_hit(&c, "credit_card") != NULL);
+
+    /* keys too */
+    c = request("{\"metadata\":{\"ann\\\\u0040corp.io\":true}}");
+    CHECK(find_hit(&c, "email") != NULL);
+    c = request("{\"Project\\\\tX-Ray\":1}");
+    CHECK(find_hit(&c, "codenames") != NULL);
+
+    /* the decoded copy follows the string: "a\n" + 20 bytes + "\n" */
+    c = request("{\"a\":\"to: ann\\\\u0040corp.io\"}");
+    const struct detector_hit *h = find_hit(&c, "email");
+    CHECK(h && h->count == 1 && h->n_offsets == 1 && h->offsets[0] == 27);
+    /* nothing to decode: scanned once */
+    c = request("{\"a\":\"x a@b.io \\\\w\"}");
+    h = find_hit(&c, "email");
+    CHECK(h && h->count == 1);
+}
+
 static void test_tool_calls(void)
 {
     /* arguments is a JSON string whose own strings are escaped once more */
@@ -384,6 +629,7 @@ int main(void)
     RUN(test_card);
     RUN(test_ssn);
     RUN(test_iban);
+    RUN(test_iban_lower_case);
     RUN(test_keys);
     RUN(test_ipv4);
     RUN(test_glued_to_punctuation);
@@ -393,7 +639,10 @@ int main(void)
     RUN(test_json_escapes);
     RUN(test_content_parts);
     RUN(test_unreadable);
+    RUN(test_unreadable_wrapped_base64);
+    RUN(test_readable_not_blobs);
     RUN(test_tool_calls);
+    RUN(test_escapes_outside_json);
     RUN(test_embeddings);
     RUN(test_invalid_utf8);
     RUN(test_offsets);

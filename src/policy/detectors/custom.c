@@ -1,7 +1,8 @@
 /* custom.c — the operator's own detectors: `keywords` (case-insensitive,
- * whole word) and `regex`, all compiled into one Hyperscan block-mode database
- * per config. A match's id is the detector's index in cfg->detectors; offsets
- * come from HS_FLAG_SOM_LEFTMOST. */
+ * whole word, any run of whitespace where the keyword has a space) and
+ * `regex`, all compiled into one Hyperscan block-mode database per config. A
+ * match's id is the detector's index in cfg->detectors; offsets come from
+ * HS_FLAG_SOM_LEFTMOST. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <limits.h>
@@ -16,18 +17,30 @@ struct custom_db {
 
 static unsigned long next_gen = 1;
 
-/* Hyperscan pattern matching `word` literally: every non-alphanumeric byte
- * becomes \xHH. */
-static char *escape_literal(const char *word)
+static int ascii_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+/* Any run of ASCII whitespace, as a Hyperscan class. */
+#define SPACE_RUN "[\\x09-\\x0d\\x20]+"
+
+/* Hyperscan pattern matching keyword `word`: a run of whitespace in it
+ * stands for any run of ASCII whitespace, because text wrapped or aligned
+ * ("Project\nX-Ray", "Project  X-Ray") reads as the same words; every other
+ * non-alphanumeric byte becomes \xHH, a literal. */
+static char *keyword_pattern(const char *word)
 {
     size_t n = strlen(word);
-    char *out = malloc(n * 4 + 1);
+    char *out = malloc(n * (sizeof(SPACE_RUN) - 1) + 1);
     if (!out)
         return NULL;
     char *o = out;
     for (const unsigned char *p = (const unsigned char *)word; *p; p++) {
         if (is_alnum(*p)) {
             *o++ = (char)*p;
+        } else if (ascii_space(*p)) {
+            while (ascii_space(p[1]))
+                p++;
+            memcpy(o, SPACE_RUN, sizeof(SPACE_RUN) - 1);
+            o += sizeof(SPACE_RUN) - 1;
         } else {
             snprintf(o, 5, "\\x%02x", *p);
             o += 4;
@@ -81,7 +94,7 @@ int custom_build(const struct config *cfg, struct custom_db **out, char *err, si
                     snprintf(err, errlen, "detector '%s': empty keyword", d->name);
                     goto out;
                 }
-                exprs[k] = escape_literal(d->keywords[w]);
+                exprs[k] = keyword_pattern(d->keywords[w]);
                 if (!exprs[k])
                     goto oom;
                 flags[k] = HS_FLAG_CASELESS | HS_FLAG_SOM_LEFTMOST;

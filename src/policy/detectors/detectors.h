@@ -1,7 +1,8 @@
 /* detectors.h — the built-in detectors' private interface: each scans a byte
  * buffer in one pass and reports every match as a [start, end) byte range to a
  * sink, never copying the text. Also the small byte-class and skip helpers
- * they share (SSE2 where available, plain C otherwise). */
+ * they share (SSE2 where available, plain C otherwise), and the escape decoder
+ * the classifier runs before scanning some text again (unescape.c). */
 #ifndef AIRLOCK_DETECTORS_H
 #define AIRLOCK_DETECTORS_H
 
@@ -46,6 +47,13 @@ size_t iban_at(const unsigned char *s, size_t n, size_t i, size_t *start);
  * many, and reports each to k when k is not NULL. */
 unsigned detect_blobs(const unsigned char *s, size_t n, const struct hit_sink *k);
 
+/* Writes s[0..n) with JSON's backslash escapes decoded to out, which has room
+ * for n bytes (no escape decodes longer than it is written): \uXXXX (a
+ * surrogate pair as one character) and \n \t \r \b \f \" \\ \/. An invalid
+ * escape ("\q", "\u12", a lone surrogate) is copied as it is. Returns the
+ * length written, or 0 when there was nothing to decode. */
+size_t unescape_text(const unsigned char *s, size_t n, unsigned char *out);
+
 /* Luhn check over `n` ASCII digits. */
 int luhn_valid(const unsigned char *digits, size_t n);
 
@@ -55,6 +63,7 @@ static inline int is_lower(unsigned char c) { return (unsigned)(c - 'a') < 26u; 
 static inline int is_alpha(unsigned char c) { return is_upper(c) || is_lower(c); }
 static inline int is_alnum(unsigned char c) { return is_alpha(c) || is_digit(c); }
 static inline unsigned char to_lower(unsigned char c) { return is_upper(c) ? (unsigned char)(c + 32) : c; }
+static inline unsigned char to_upper(unsigned char c) { return is_lower(c) ? (unsigned char)(c - 32) : c; }
 
 /* May a phone or SSN number start at s[b]? Not when a letter or digit
  * touches it, nor when it continues a longer token: a part number (AB-123),

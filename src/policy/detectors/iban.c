@@ -1,13 +1,15 @@
 /* iban.c — the `iban` built-in: country code, two check digits and the
  * BBAN, compact (GB82WEST12345698765432) or in groups of four separated by
  * single spaces. Accepted only at the exact length registered for the country
- * and when the ISO 13616 mod-97 check gives 1. Anchored on digits preceded by
- * two capital letters. */
+ * and when the ISO 13616 mod-97 check gives 1. Letters may be in either case
+ * (gb82west...): mod 97 reads them the same. Anchored on digits preceded by
+ * two letters that no letter or digit touches. */
 #include "policy/detectors/detectors.h"
 
 #define IBAN_MAX 34
 
-/* Two-letter country code followed by the IBAN length (SWIFT registry). */
+/* Upper-case country code followed by the IBAN length (SWIFT registry),
+ * sorted: every two letters before a digit are looked up. */
 static const char lengths[] =
     "AD24AE23AL28AT20AZ28BA20BE16BG22BH22BI27BR29BY28CH21CR22CY28CZ24DE22DJ27"
     "DK18DO28EE20EG29ES24FI18FK18FO18FR27GB22GE22GI23GL18GR27GT28HR21HU28IE22"
@@ -17,9 +19,18 @@ static const char lengths[] =
 
 static int country_length(unsigned char a, unsigned char b)
 {
-    for (const char *p = lengths; *p; p += 4)
-        if ((unsigned char)p[0] == a && (unsigned char)p[1] == b)
+    size_t lo = 0, hi = (sizeof(lengths) - 1) / 4;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const unsigned char *p = (const unsigned char *)lengths + mid * 4;
+        int cmp = p[0] != a ? p[0] - a : p[1] - b;
+        if (cmp == 0)
             return (p[2] - '0') * 10 + (p[3] - '0');
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return 0;
 }
 
@@ -40,7 +51,7 @@ static int mod97_ok(const unsigned char *iban, int len)
 /* Reads an IBAN whose country code starts at b; returns its end or 0. */
 static size_t read_iban(const unsigned char *s, size_t n, size_t b)
 {
-    int want = country_length(s[b], s[b + 1]);
+    int want = country_length(to_upper(s[b]), to_upper(s[b + 1]));
     if (!want)
         return 0;
     unsigned char iban[IBAN_MAX];
@@ -53,8 +64,7 @@ static size_t read_iban(const unsigned char *s, size_t n, size_t b)
             p++;
             continue;
         }
-        if (is_lower(c))
-            c = (unsigned char)(c - 32);
+        c = to_upper(c);
         if (!is_upper(c) && !is_digit(c))
             return 0;
         if (len >= 2 && len < 4 && !is_digit(c))
@@ -71,7 +81,7 @@ static size_t read_iban(const unsigned char *s, size_t n, size_t b)
  * start, two bytes before i) or 0. */
 size_t iban_at(const unsigned char *s, size_t n, size_t i, size_t *start)
 {
-    if (i < 2 || !is_upper(s[i - 2]) || !is_upper(s[i - 1]))
+    if (i < 2 || !is_alpha(s[i - 2]) || !is_alpha(s[i - 1]))
         return 0;
     size_t b = i - 2;
     if (b > 0 && is_alnum(s[b - 1]))

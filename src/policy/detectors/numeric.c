@@ -52,7 +52,8 @@ void detect_numeric(const unsigned char *s, size_t n, const struct numeric_sinks
                 resume[NUM_IPV4] = end;
             }
         }
-        if (sink[NUM_IBAN] && i >= resume[NUM_IBAN] && i >= 2 && is_upper(s[i - 1]) && is_upper(s[i - 2])) {
+        if (sink[NUM_IBAN] && i >= resume[NUM_IBAN] && i >= 2 && is_alpha(s[i - 1]) && is_alpha(s[i - 2]) &&
+            (i == 2 || !is_alnum(s[i - 3]))) {
             end = iban_at(s, n, i, &start);
             if (end) {
                 sink_hit(sink[NUM_IBAN], start, end);
