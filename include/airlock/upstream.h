@@ -1,15 +1,21 @@
-/* upstream.h — helpers of the upstream layer that are pure functions:
- * the body sent to a backend and the reading of an upstream's answer. */
+/* upstream.h — helpers of the upstream layer that keep no state: the body
+ * and key header sent to a backend, and the reading of an upstream's answer. */
 #ifndef AIRLOCK_UPSTREAM_H
 #define AIRLOCK_UPSTREAM_H
 
 #include <stddef.h>
+#include <curl/curl.h>
+#include "airlock/config.h"
 #include "airlock/util.h"
 
 /* Appends to `out` the raw JSON object with every top-level "model" value
  * replaced by `model` (added if absent). Returns 0, or -1 when the body is
  * not a plain object this scanner can splice safely; the caller then falls
  * back to re-serializing the parsed tree. */
+/* Appends the backend's key header (Authorization: Bearer, or api-key for
+ * Azure) to h when it has a key; the secret's scratch copy is wiped. */
+struct curl_slist *upstream_add_auth(struct curl_slist *h, const struct backend *b);
+
 int body_with_model(struct buf *out, const char *raw, size_t len, const char *model);
 
 /* Top-level keys json_check() reports, the ones a verdict needs. */

@@ -11,6 +11,7 @@
 #include "airlock/exchange.h"
 #include "airlock/probe.h"
 #include "airlock/server.h"
+#include "airlock/upstream.h"
 #include "airlock/state.h"
 
 #define MAX_PROBES 256
@@ -64,20 +65,9 @@ static void start_probe(struct probe *p, const struct backend *b)
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     if (b->zone == ZONE_LOCAL)
         curl_easy_setopt(e, CURLOPT_PROXY, "");
-    struct curl_slist *h = NULL;
-    if (b->api_key) {
-        struct buf auth = { 0 };
-        if (b->provider == PROVIDER_AZURE)
-            buf_appendf(&auth, "api-key: %s", b->api_key);
-        else
-            buf_appendf(&auth, "Authorization: Bearer %s", b->api_key);
-        if (auth.data)
-            h = curl_slist_append(h, auth.data);
-        if (auth.data)
-            explicit_bzero(auth.data, auth.len);
-        buf_free(&auth);
+    struct curl_slist *h = upstream_add_auth(NULL, b);
+    if (h)
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    }
     p->headers = h;             /* must outlive the transfer */
     p->easy = e;
     curl_multi_add_handle(multi, e);

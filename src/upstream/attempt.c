@@ -98,6 +98,23 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
     return buf_append(&ex->upstream_resp, data, n) == 0 ? n : 0;
 }
 
+struct curl_slist *upstream_add_auth(struct curl_slist *h, const struct backend *b)
+{
+    if (!b->api_key)
+        return h;
+    struct buf auth = { 0 };
+    if (b->provider == PROVIDER_AZURE)
+        buf_appendf(&auth, "api-key: %s", b->api_key);
+    else
+        buf_appendf(&auth, "Authorization: Bearer %s", b->api_key);
+    if (auth.data) {
+        h = curl_slist_append(h, auth.data);    /* the list keeps its own copy */
+        explicit_bzero(auth.data, auth.len);
+    }
+    buf_free(&auth);
+    return h;
+}
+
 static const char *endpoint_path(enum endpoint ep)
 {
     return ep == EP_EMBEDDINGS ? "/embeddings" : "/chat/completions";
@@ -173,18 +190,7 @@ int attempt_begin(struct exchange *ex, int k)
     h = curl_slist_append(h, ex->stream ? "Accept: text/event-stream" : "Accept: application/json");
     snprintf(line, sizeof line, "x-request-id: %s", ex->request_id);
     h = curl_slist_append(h, line);
-    if (b->api_key) {
-        struct buf auth = { 0 };
-        if (b->provider == PROVIDER_AZURE)
-            buf_appendf(&auth, "api-key: %s", b->api_key);
-        else
-            buf_appendf(&auth, "Authorization: Bearer %s", b->api_key);
-        if (auth.data)
-            h = curl_slist_append(h, auth.data);
-        if (auth.data)
-            explicit_bzero(auth.data, auth.len);
-        buf_free(&auth);
-    }
+    h = upstream_add_auth(h, b);
 
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
