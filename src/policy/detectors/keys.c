@@ -272,8 +272,8 @@ static size_t assignment(const unsigned char *s, size_t n, size_t t, size_t *sta
 {
     if (t + 1 < n && (s[t + 1] == '=' || (s[t] == ':' && s[t + 1] == ':')))
         return 0;
-    if (t > 0 && strchr("=!<>:", s[t - 1]))
-        return 0;
+    if (t > 0 && (s[t - 1] == '=' || s[t - 1] == '!' || s[t - 1] == '<' || s[t - 1] == '>' || s[t - 1] == ':'))
+        return 0;       /* ==, !=, <=, >=, :: are no assignments */
     size_t p = t;
     while (p > 0 && s[p - 1] == ' ' && t - p < 4)
         p--;
@@ -339,16 +339,29 @@ static int worth_a_look(const unsigned char *s, size_t n, size_t i)
     case 'J':
         return i >= 2 && s[i - 1] == 'y' && s[i - 2] == 'e';
     default:
-        /* the name before '=' / ':' must end like key, token, secret,
-         * password, pwd, pass, auth, authorization, credential(s), bearer,
+        /* the name before '=' / ':' must end like one classify_name knows:
+         * its last two letters, of key, apikey, token, authorization,
+         * secret, auth, credential(s), pass, bearer, password, passwd, pwd,
          * passphrase, pw */
         for (int skip = 0; skip < 5 && i > 0 && (s[i - 1] == ' ' || s[i - 1] == '"' || s[i - 1] == '\''); skip++)
             i--;
-        if (i == 0)
+        if (i < 2)
             return 0;
         c = to_lower(s[i - 1]);
-        return c == 'y' || c == 'n' || c == 't' || c == 'd' || c == 's' || c == 'h' ||
-               c == 'w' || c == 'l' || c == 'r' || c == 'e';
+        unsigned char b = to_lower(s[i - 2]);
+        switch (c) {
+        case 'y': return b == 'e';
+        case 'n': return b == 'e' || b == 'o';
+        case 't': return b == 'e';
+        case 'h': return b == 't';
+        case 'l': return b == 'a';
+        case 's': return b == 'l' || b == 's';
+        case 'r': return b == 'e';
+        case 'd': return b == 'r' || b == 'w';
+        case 'e': return b == 's';
+        case 'w': return b == 'p';
+        default: return 0;
+        }
     }
 }
 
