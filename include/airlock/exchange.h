@@ -107,7 +107,7 @@ struct exchange {
     struct buf upstream_body;   /* what we send */
     struct buf upstream_resp;   /* non-stream body, or an error body (bounded) */
     long upstream_status;
-    long retry_after_s;         /* the upstream's Retry-After in seconds, -1 none */
+    long retry_after_ms;        /* the upstream's Retry-After from now, -1 none */
     char retry_after_raw[64];   /* as it came (seconds or an HTTP date), for a passthrough */
     int got_first_byte;
     uint64_t first_byte_deadline;   /* ms, 0 = none */

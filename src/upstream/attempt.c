@@ -17,22 +17,28 @@
 #define MAX_ERROR_BODY (64 * 1024)
 #define MAX_JSON_BODY (64u * 1024 * 1024)
 
-/* Retry-After is delay-seconds or an HTTP date (RFC 9110 10.2.3): seconds
- * from now, at most a day (the cool-down is capped lower anyway), or -1. */
-static long retry_after_seconds(const char *v)
+#define RETRY_AFTER_MAX_MS (86400L * 1000)   /* a day; the cool-down is capped lower anyway */
+
+/* Retry-After is delay-seconds or an HTTP date (RFC 9110 10.2.3): the
+ * milliseconds from now it names, at most a day, or -1. A date is counted
+ * against the real-time clock in milliseconds, so the cool-down ends at the
+ * date itself, not up to a second after it. */
+static long retry_after_ms(const char *v)
 {
     if (*v >= '0' && *v <= '9') {
         char *end;
         unsigned long long s = strtoull(v, &end, 10);
         if (*end != '\0')
             return -1;
-        return s > 86400 ? 86400 : (long)s;
+        return s > (unsigned long long)RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : (long)s * 1000;
     }
     time_t at = curl_getdate(v, NULL);
     if (at == -1)
         return -1;
-    time_t now = time(NULL);
-    return at <= now ? 0 : at - now > 86400 ? 86400 : (long)(at - now);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long left = (long long)at * 1000 - ((long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    return left <= 0 ? 0 : left > RETRY_AFTER_MAX_MS ? RETRY_AFTER_MAX_MS : (long)left;
 }
 
 static size_t on_header(char *line, size_t size, size_t nitems, void *userdata)
@@ -55,8 +61,8 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userdata)
             m = (size_t)(e - v);
             memcpy(ex->retry_after_raw, v, m);
             ex->retry_after_raw[m] = '\0';
-            ex->retry_after_s = retry_after_seconds(ex->retry_after_raw);
-            if (ex->retry_after_s < 0)
+            ex->retry_after_ms = retry_after_ms(ex->retry_after_raw);
+            if (ex->retry_after_ms < 0)
                 ex->retry_after_raw[0] = '\0';
         }
     }
@@ -216,7 +222,7 @@ int attempt_begin(struct exchange *ex, int k)
     ex->easy = e;
     ex->upstream_headers = h;
     ex->upstream_status = 0;
-    ex->retry_after_s = -1;
+    ex->retry_after_ms = -1;
     ex->retry_after_raw[0] = '\0';
     ex->cur_candidate = k;
     ex->upstream_resp.len = 0;
@@ -370,8 +376,7 @@ enum outcome attempt_verdict(struct exchange *ex, CURLcode rc)
     const struct backend *b = &ex->cfg->backends[ex->backend];
     ex->holds_trial = 0;        /* state_record below settles the trial */
     if (o == OUT_429) {
-        long s = ex->retry_after_s >= 0 ? ex->retry_after_s : 1;   /* at most a day */
-        uint64_t ms = (uint64_t)s * 1000;
+        uint64_t ms = ex->retry_after_ms >= 0 ? (uint64_t)ex->retry_after_ms : 1000;  /* at most a day */
         if (ms > (uint64_t)ex->cfg->retry_after_max_ms)
             ms = (uint64_t)ex->cfg->retry_after_max_ms;
         state_cooldown(b, ms);
