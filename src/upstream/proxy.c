@@ -24,6 +24,28 @@ int proxy_attempts(const struct exchange *ex)
     return n;
 }
 
+/* Tries candidate k if its backend's state allows (recording a skip when
+ * it does not), holding the half-open trial while the attempt runs and
+ * giving it back when the attempt cannot start. 0 = a transfer is running. */
+static int try_candidate(struct exchange *ex, int k)
+{
+    const struct backend *b = &ex->cfg->backends[ex->plan.candidates[k].backend];
+    int acquired = state_try_acquire(ex->cfg, b, now_ms());
+    if (!acquired) {
+        attempt_record_skip(ex, b->index, OUT_NONE, state_describe(b));
+        ex->tries[ex->n_tries - 1].status = -1;     /* marks a skip */
+        return -1;
+    }
+    ex->holds_trial = acquired == 2;
+    if (attempt_begin(ex, k) == 0)
+        return 0;
+    if (ex->holds_trial) {
+        state_release(b);
+        ex->holds_trial = 0;
+    }
+    return -1;
+}
+
 /* Starts the next candidate that may be tried. 0 = a transfer is running;
  * -1 = nothing left to try. */
 static int start_next(struct exchange *ex)
@@ -32,21 +54,8 @@ static int start_next(struct exchange *ex)
     while (ex->next_candidate < ex->plan.n_candidates) {
         if (proxy_attempts(ex) >= cfg->max_attempts || ex->n_tries >= MAX_ATTEMPTS)
             return -1;
-        const struct candidate *c = &ex->plan.candidates[ex->next_candidate++];
-        const struct backend *b = &cfg->backends[c->backend];
-        int acquired = state_try_acquire(cfg, b, now_ms());
-        if (!acquired) {
-            attempt_record_skip(ex, b->index, OUT_NONE, state_describe(b));
-            ex->tries[ex->n_tries - 1].status = -1;     /* marks a skip */
-            continue;
-        }
-        ex->holds_trial = acquired == 2;
-        if (attempt_begin(ex, ex->next_candidate - 1) == 0)
+        if (try_candidate(ex, ex->next_candidate++) == 0)
             return 0;
-        if (ex->holds_trial) {
-            state_release(b);
-            ex->holds_trial = 0;
-        }
     }
     /* Every candidate was skipped for its state: rather than fail without
      * trying, try once the one most likely alive (a probe not saying down,
@@ -236,21 +245,7 @@ static void retry_now(struct exchange *ex)
 {
     ex->retry_at = 0;
     worker_untrack(ex->worker, ex);
-    const struct backend *b = &ex->cfg->backends[ex->plan.candidates[ex->retry_candidate].backend];
-    int acquired = state_try_acquire(ex->cfg, b, now_ms());
-    if (acquired) {
-        ex->holds_trial = acquired == 2;
-        if (attempt_begin(ex, ex->retry_candidate) == 0)
-            return;
-        if (ex->holds_trial) {
-            state_release(b);
-            ex->holds_trial = 0;
-        }
-    } else {
-        attempt_record_skip(ex, b->index, OUT_NONE, state_describe(b));
-        ex->tries[ex->n_tries - 1].status = -1;
-    }
-    if (start_next(ex) == 0)
+    if (try_candidate(ex, ex->retry_candidate) == 0 || start_next(ex) == 0)
         return;
     respond_failure(ex);
 }
