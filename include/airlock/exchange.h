@@ -169,9 +169,11 @@ int request_add_common_headers(struct exchange *ex, struct MHD_Response *r);
  * already hung up; the caller then ends the request. */
 int exchange_suspend(struct exchange *ex);
 void exchange_resume(struct exchange *ex);
-/* The worker saw the client of this parked exchange hang up: its upstream
- * work is cancelled (no fallback, no retry) and the connection is woken to
- * be closed. */
+/* The client left: its upstream work is cancelled (no fallback, no retry)
+ * and the request ends without an answer. */
+void exchange_abandon(struct exchange *ex);
+/* The worker saw the client of this parked exchange hang up: it is
+ * abandoned and the connection woken to be closed. */
 void request_client_hung_up(struct exchange *ex);
 
 /* http/errors.c: builds OpenAI's error object and makes it the response. */

@@ -40,22 +40,26 @@ int exchange_suspend(struct exchange *ex)
     return 0;
 }
 
+void exchange_abandon(struct exchange *ex)
+{
+    ex->client_gone = 1;
+    proxy_abort(ex);
+}
+
 void request_client_hung_up(struct exchange *ex)
 {
     ex->peer_closed = 1;
     if (!ex->suspended)
         return;         /* MHD has the connection; the next suspend says -1 */
-    ex->client_gone = 1;
-    proxy_abort(ex);
+    exchange_abandon(ex);
     exchange_resume(ex);
 }
 
-/* The client left while its request waited: nothing more is tried for it,
- * and MHD_NO makes MHD close the connection (logged as 499). */
+/* The client left while its request waited: MHD_NO makes MHD close the
+ * connection (logged as 499). */
 static enum MHD_Result client_left(struct exchange *ex)
 {
-    ex->client_gone = 1;
-    proxy_abort(ex);
+    exchange_abandon(ex);
     return MHD_NO;
 }
 

@@ -203,8 +203,7 @@ ssize_t proxy_stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
     if (ex->out_finished)
         return MHD_CONTENT_READER_END_OF_STREAM;
     if (exchange_suspend(ex) < 0) {
-        ex->client_gone = 1;        /* it hung up between two chunks */
-        proxy_abort(ex);
+        exchange_abandon(ex);       /* it hung up between two chunks */
         return MHD_CONTENT_READER_END_WITH_ERROR;
     }
     return 0;
