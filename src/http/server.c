@@ -57,22 +57,33 @@ void server_set_config(struct config *cfg)
 #define CURL_FD_PARKED 0x40000000u
 #define CURL_FD_MASK (EPOLLIN | EPOLLOUT)
 
+/* Grows a table indexed by fd (*n entries of `size` bytes; new ones
+ * zeroed) until fd fits. Returns the table, perhaps moved, or NULL when
+ * fd < 0 or memory runs out (the old table then stays as it was). */
+static void *fd_table_fit(void *table, int *n, size_t size, int fd)
+{
+    if (fd < 0)
+        return NULL;
+    if (fd < *n)
+        return table;
+    int want = *n ? *n : 256;
+    while (want <= fd)
+        want *= 2;
+    char *t = realloc(table, (size_t)want * size);
+    if (!t)
+        return NULL;
+    memset(t + (size_t)*n * size, 0, (size_t)(want - *n) * size);
+    *n = want;
+    return t;
+}
+
 static uint32_t *curl_fd_slot(struct worker *w, curl_socket_t s)
 {
-    if (s < 0)
+    uint32_t *t = fd_table_fit(w->curl_fd_events, &w->n_curl_fd, sizeof *t, s);
+    if (!t)
         return NULL;
-    if (s >= w->n_curl_fd) {
-        int n = w->n_curl_fd ? w->n_curl_fd : 256;
-        while (n <= s)
-            n *= 2;
-        uint32_t *t = realloc(w->curl_fd_events, (size_t)n * sizeof *t);
-        if (!t)
-            return NULL;
-        memset(t + w->n_curl_fd, 0, (size_t)(n - w->n_curl_fd) * sizeof *t);
-        w->curl_fd_events = t;
-        w->n_curl_fd = n;
-    }
-    return &w->curl_fd_events[s];
+    w->curl_fd_events = t;
+    return &t[s];
 }
 
 static curl_socket_t curl_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
@@ -141,19 +152,10 @@ static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 
 int worker_watch_client(struct worker *w, struct exchange *ex, int fd)
 {
-    if (fd < 0)
+    struct exchange **t = fd_table_fit(w->watched, &w->n_watched, sizeof *t, fd);
+    if (!t)
         return -1;
-    if (fd >= w->n_watched) {
-        int n = w->n_watched ? w->n_watched : 256;
-        while (n <= fd)
-            n *= 2;
-        struct exchange **t = realloc(w->watched, (size_t)n * sizeof *t);
-        if (!t)
-            return -1;
-        memset(t + w->n_watched, 0, (size_t)(n - w->n_watched) * sizeof *t);
-        w->watched = t;
-        w->n_watched = n;
-    }
+    w->watched = t;
     /* MOD re-arms a socket an earlier request on this connection armed
      * (and reports a hang-up that already happened); ADD a new one. */
     struct epoll_event ev = { .events = EPOLLRDHUP | EPOLLET };
