@@ -6,6 +6,7 @@
 #define AIRLOCK_CONFIG_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 #define MAX_LEVELS 16
 
@@ -199,6 +200,9 @@ void config_free(struct config *cfg);
 
 /* Level name -> index, or -1. Case-insensitive. */
 int config_level_index(const struct config *cfg, const char *name);
+/* The socket address `listen` names (host NULL or "" = every interface).
+ * 0, or -1 when the host is not a numeric address nor localhost. */
+int config_listen_address(const char *host, int port, struct sockaddr_storage *ss, int *v6);
 const struct backend *config_backend(const struct config *cfg, const char *name);
 
 #endif

@@ -1,5 +1,7 @@
 /* config.c — a loaded config's life after config_load(): references,
  * lookups, freeing, and printing the errors a load collected. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,4 +137,34 @@ void config_errors_free(struct config_errors *errs)
     free(errs->items);
     errs->items = NULL;
     errs->n = errs->cap = 0;
+}
+
+/* listen's host: a numeric IPv4 or IPv6 address, or localhost (no name
+ * is resolved at start). The loader validates with it, the server binds. */
+int config_listen_address(const char *listen_host, int port, struct sockaddr_storage *ss, int *v6)
+{
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    const char *host = listen_host && *listen_host ? listen_host : "0.0.0.0";
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        *v6 = 0;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        *v6 = 1;
+        return 0;
+    }
+    if (strcmp(host, "localhost") == 0) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        in4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        *v6 = 0;
+        return 0;
+    }
+    return -1;
 }

@@ -3,7 +3,6 @@
  * backends before routes), collecting every error with its position instead
  * of stopping at the first. Defaults are filled in here so the rest of the
  * daemon never has to guess. */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -349,11 +348,12 @@ static void load_listen(struct loader *l, yaml_node_t *n)
         error_at(l, n, "listen: '%.60s' has no valid port (0-65535)", s);
         return;
     }
-    /* the same test the server makes (it resolves no names at start) */
+    /* the rule the server binds by */
     char h[64];
-    struct in6_addr a6;
+    struct sockaddr_storage ss;
+    int v6;
     snprintf(h, sizeof h, "%.*s", (int)(hlen < sizeof h ? hlen : sizeof h - 1), host);
-    if (hlen && strcmp(h, "localhost") != 0 && inet_pton(AF_INET, h, &a6) != 1 && inet_pton(AF_INET6, h, &a6) != 1) {
+    if (hlen && config_listen_address(h, 0, &ss, &v6) < 0) {
         error_at(l, n, "listen: '%.60s' is not a numeric IPv4 or [IPv6] address (or localhost)", s);
         return;
     }

@@ -2,10 +2,8 @@
  * drives its own libmicrohttpd daemon (all daemons share the port through
  * SO_REUSEPORT) and its own curl multi handle, so a request is read, routed,
  * forwarded and relayed on a single thread without locks. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stddef.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,39 +419,11 @@ static void *worker_main(void *arg)
 
 /* ---- start and stop ---- */
 
-static int listen_address(const struct config *cfg, int port, struct sockaddr_storage *ss, int *v6)
-{
-    memset(ss, 0, sizeof(*ss));
-    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    const char *host = cfg->listen_host && *cfg->listen_host ? cfg->listen_host : "0.0.0.0";
-    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons((uint16_t)port);
-        *v6 = 0;
-        return 0;
-    }
-    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
-        *v6 = 1;
-        return 0;
-    }
-    if (strcmp(host, "localhost") == 0) {
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons((uint16_t)port);
-        in4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        *v6 = 0;
-        return 0;
-    }
-    return -1;
-}
-
 static int worker_init(struct worker *w, const struct config *cfg, int port)
 {
     struct sockaddr_storage ss;
     int v6;
-    if (listen_address(cfg, port, &ss, &v6) < 0) {
+    if (config_listen_address(cfg->listen_host, port, &ss, &v6) < 0) {
         log_event("error", "listen: '%s' is not a numeric address", cfg->listen_host);
         return -1;
     }
