@@ -6,6 +6,7 @@
 #define AIRLOCK_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #define MAX_LEVELS 16
@@ -47,6 +48,8 @@ struct health {
     long timeout_ms;    /* default 2000 */
 };
 
+struct upstream_template;       /* a backend's pre-parsed URLs and headers: upstream.h */
+
 struct backend {
     int index;                  /* position in config->backends */
     char *name;
@@ -65,6 +68,7 @@ struct backend {
     double price_input_per_mtok;  /* USD per million tokens; 0 = free */
     double price_output_per_mtok;
     int retries;                /* extra tries on this backend before moving on; default 0 */
+    struct upstream_template *tmpl; /* what every request to it shares: built at load, owned */
 };
 
 struct route_target {
@@ -131,6 +135,7 @@ struct classifier;              /* compiled detectors: policy/classify.h */
 
 struct config {
     int refs;                   /* atomic; config_ref / config_unref */
+    uint64_t serial;            /* unique per load: tells configs apart after one is freed */
     char *path;
 
     char *listen_host;          /* default "127.0.0.1" */

@@ -13,6 +13,7 @@
 #include "airlock/classify.h"
 #include "airlock/config.h"
 #include "airlock/policy.h"
+#include "airlock/server.h"
 #include "airlock/sse.h"
 #include "airlock/util.h"
 
@@ -103,7 +104,10 @@ struct exchange {
 
     /* the current upstream transfer */
     CURL *easy;
-    struct curl_slist *upstream_headers;
+    struct easy_tag easy_tag;   /* what its standing options are set for */
+    int easy_clean_end;         /* the transfer ended with CURLE_OK, unpaused */
+    struct curl_slist upstream_headers;     /* the request id, then the backend's list */
+    char request_id_header[96];
     struct buf upstream_body;   /* what we send */
     struct buf upstream_resp;   /* non-stream body, or an error body (bounded) */
     long upstream_status;

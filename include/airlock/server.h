@@ -11,8 +11,22 @@
 #include <microhttpd.h>
 
 #include "airlock/config.h"
+#include "airlock/util.h"
 
 struct exchange;
+
+/* What an easy handle's standing options are set for: one endpoint of one
+ * backend of one config (attempt.c sets them). serial 0: none, the handle
+ * is new or reset. */
+struct easy_tag {
+    uint64_t serial;            /* config->serial */
+    int backend, path;
+};
+
+struct spare_easy {
+    CURL *easy;
+    struct easy_tag tag;
+};
 
 struct worker {
     int id;
@@ -40,7 +54,7 @@ struct worker {
     int mhd_due;                /* MHD has work: ready socket or resumed connection */
     uint64_t drain_deadline;
     unsigned long connections;
-    CURL *spare[64];            /* finished easy handles, reset and reused */
+    struct spare_easy spare[64];    /* finished easy handles, kept for reuse */
     int n_spare;
     struct exchange *spare_ex;  /* freed exchanges, reused: a 7 KB calloc per
                                    request made malloc consolidate */
@@ -67,8 +81,13 @@ int worker_watch_client(struct worker *w, struct exchange *ex, int fd);
 void worker_unwatch_client(struct worker *w, struct exchange *ex);
 int worker_add_transfer(struct worker *w, CURL *easy);
 void worker_remove_transfer(struct worker *w, CURL *easy);
-CURL *worker_easy_get(struct worker *w);     /* a fresh or reset easy handle */
-void worker_easy_put(struct worker *w, CURL *easy);   /* after worker_remove_transfer */
+/* An easy handle for a transfer to `want`: *standing is 1 when its standing
+ * options are already set for it, else 0 (a new or reset handle). NULL when
+ * out of memory. */
+CURL *worker_easy_get(struct worker *w, struct easy_tag want, int *standing);
+/* Back after worker_remove_transfer; tag.serial 0 when its options are not
+ * to be trusted (the transfer did not end cleanly). */
+void worker_easy_put(struct worker *w, CURL *easy, struct easy_tag tag);
 void worker_track(struct worker *w, struct exchange *ex);
 void exchange_pool_free(struct worker *w);    /* at worker exit */
 void worker_untrack(struct worker *w, struct exchange *ex);

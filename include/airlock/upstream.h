@@ -16,6 +16,20 @@
  * Azure) to h when it has a key; the secret's scratch copy is wiped. */
 struct curl_slist *upstream_add_auth(struct curl_slist *h, const struct backend *b);
 
+/* What every request to one backend shares, built once per config load so
+ * that a request sets only its own options: each endpoint's URL, parsed
+ * (CURLOPT_CURLU), and the header list but for the request id (type,
+ * accept, the key), for a stream and for a plain answer. Read-only once
+ * built, so every worker uses it at once; owned by the backend. */
+enum { UPSTREAM_CHAT, UPSTREAM_EMBEDDINGS, UPSTREAM_N_PATHS };
+struct upstream_template {
+    CURLU *url[UPSTREAM_N_PATHS];
+    struct curl_slist *headers[2];      /* [stream] */
+};
+/* NULL when out of memory (the URL was validated by the loader). */
+struct upstream_template *upstream_template_build(const struct backend *b);
+void upstream_template_free(struct upstream_template *t);
+
 int body_with_model(struct buf *out, const char *raw, size_t len, const char *model);
 
 /* Top-level keys json_check() reports, the ones a verdict needs. */

@@ -9,6 +9,7 @@
 
 #include "airlock/classify.h"
 #include "airlock/config.h"
+#include "airlock/upstream.h"
 
 static void free_detectors(struct detector *d, int n)
 {
@@ -30,6 +31,7 @@ static void free_backend(struct backend *b)
     free(b->health.path);
     free(b->api_key_env);
     free(b->api_key_file);
+    upstream_template_free(b->tmpl);
     if (b->api_key) {
         /* explicit_bzero: the optimiser may not drop it before free. */
         explicit_bzero(b->api_key, strlen(b->api_key));

@@ -18,6 +18,7 @@
 
 #include "airlock/classify.h"
 #include "airlock/config.h"
+#include "airlock/upstream.h"
 #include "config/yaml.h"
 
 #define MAX_CONFIG_BYTES (16u << 20)
@@ -861,6 +862,9 @@ static void load_root(struct loader *l, yaml_node_t *root)
         cfg->classifier = classifier_build(cfg, err, sizeof err);
         if (!cfg->classifier)
             error_at(l, detectors_node ? detectors_node : root, "detectors: %s", err);
+        for (int i = 0; i < cfg->n_backends; i++)
+            if (!(cfg->backends[i].tmpl = upstream_template_build(&cfg->backends[i])))
+                error_at(l, root, "backend %s: out of memory", cfg->backends[i].name);
     }
 }
 
@@ -872,9 +876,11 @@ struct config *config_load_string(const char *name, const char *yaml, size_t len
     }
     if (!flow_depth_ok(yaml, len, errs))
         return NULL;
+    static uint64_t serials;
     struct config *cfg = calloc(1, sizeof(*cfg));
     if (!cfg)
         return NULL;
+    cfg->serial = __atomic_add_fetch(&serials, 1, __ATOMIC_RELAXED);
     set_defaults(cfg);
     cfg->path = strdup(name ? name : "-");
 

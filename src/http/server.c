@@ -192,15 +192,28 @@ void worker_remove_transfer(struct worker *w, CURL *easy)
     curl_multi_remove_handle(w->multi, easy);
 }
 
-/* Easy handles are reused: curl_easy_init() callocs several kilobytes and
- * that showed in profiles at a few thousand requests per second. */
-CURL *worker_easy_get(struct worker *w)
+/* Easy handles are reused: curl_easy_init() callocs several kilobytes, and
+ * a handle that keeps its standing options for the same backend spares the
+ * reset and the twenty options that follow it (a fifth of curl's work per
+ * request, counted with callgrind). A handle for another backend is taken
+ * and reset only when none matches. */
+CURL *worker_easy_get(struct worker *w, struct easy_tag want, int *standing)
 {
+    *standing = 0;
+    for (int i = w->n_spare - 1; i >= 0; i--) {
+        struct spare_easy *s = &w->spare[i];
+        if (s->tag.serial == want.serial && s->tag.backend == want.backend && s->tag.path == want.path) {
+            CURL *e = s->easy;
+            *s = w->spare[--w->n_spare];
+            *standing = 1;
+            return e;
+        }
+    }
     CURL *e;
     if (w->n_spare == 0) {
         e = curl_easy_init();
     } else {
-        e = w->spare[--w->n_spare];
+        e = w->spare[--w->n_spare].easy;
         curl_easy_reset(e);
     }
     if (e) {
@@ -212,10 +225,10 @@ CURL *worker_easy_get(struct worker *w)
     return e;
 }
 
-void worker_easy_put(struct worker *w, CURL *easy)
+void worker_easy_put(struct worker *w, CURL *easy, struct easy_tag tag)
 {
     if (w->n_spare < (int)(sizeof w->spare / sizeof w->spare[0]))
-        w->spare[w->n_spare++] = easy;
+        w->spare[w->n_spare++] = (struct spare_easy){ easy, tag };
     else
         curl_easy_cleanup(easy);
 }
@@ -470,7 +483,7 @@ static void worker_fini(struct worker *w)
     if (w->mhd)
         MHD_stop_daemon(w->mhd);
     while (w->n_spare > 0)
-        curl_easy_cleanup(w->spare[--w->n_spare]);
+        curl_easy_cleanup(w->spare[--w->n_spare].easy);
     exchange_pool_free(w);
     log_flush(&w->log);         /* lines of connections MHD_stop_daemon ended */
     buf_free(&w->log);

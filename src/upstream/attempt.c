@@ -121,9 +121,68 @@ struct curl_slist *upstream_add_auth(struct curl_slist *h, const struct backend 
     return h;
 }
 
-static const char *endpoint_path(enum endpoint ep)
+static const char *const upstream_paths[UPSTREAM_N_PATHS] = {
+    [UPSTREAM_CHAT] = "/chat/completions",
+    [UPSTREAM_EMBEDDINGS] = "/embeddings",
+};
+
+void upstream_template_free(struct upstream_template *t)
 {
-    return ep == EP_EMBEDDINGS ? "/embeddings" : "/chat/completions";
+    if (!t)
+        return;
+    for (int i = 0; i < UPSTREAM_N_PATHS; i++)
+        curl_url_cleanup(t->url[i]);
+    curl_slist_free_all(t->headers[0]);
+    curl_slist_free_all(t->headers[1]);
+    free(t);
+}
+
+struct upstream_template *upstream_template_build(const struct backend *b)
+{
+    struct upstream_template *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    int ok = 1;
+    for (int i = 0; i < UPSTREAM_N_PATHS && ok; i++) {
+        struct buf url = { 0 };
+        ok = buf_appendf(&url, "%s%s", b->url, upstream_paths[i]) == 0 && (t->url[i] = curl_url()) &&
+             curl_url_set(t->url[i], CURLUPART_URL, url.data, 0) == CURLUE_OK;
+        buf_free(&url);
+    }
+    for (int stream = 0; stream < 2 && ok; stream++) {
+        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+        h = h ? curl_slist_append(h, "Expect:") : NULL;   /* no 100-continue round trip */
+        h = h ? curl_slist_append(h, stream ? "Accept: text/event-stream" : "Accept: application/json") : NULL;
+        struct curl_slist *with_key = h ? upstream_add_auth(h, b) : NULL;   /* NULL: out of memory */
+        if (!with_key)
+            curl_slist_free_all(h);
+        ok = (t->headers[stream] = with_key) != NULL;
+    }
+    if (!ok) {
+        upstream_template_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* The options an easy handle keeps from one request to the next to the same
+ * endpoint of the same backend: worker_easy_get() says when they are set. */
+static void set_standing_options(CURL *e, const struct backend *b, int path)
+{
+    curl_easy_setopt(e, CURLOPT_CURLU, b->tmpl->url[path]);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, b->timeouts.connect_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, b->timeouts.total_ms);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (b->zone == ZONE_LOCAL)
+        curl_easy_setopt(e, CURLOPT_PROXY, "");     /* never route local traffic via a proxy */
 }
 
 static int build_body(struct exchange *ex, const char *model)
@@ -166,7 +225,6 @@ int attempt_begin(struct exchange *ex, int k)
     const struct candidate *cand = &ex->plan.candidates[k];
     const struct config *cfg = ex->cfg;
     const struct backend *b = &cfg->backends[cand->backend];
-    char url[2048];
 
     /* The invariant, at the last step before bytes go on the wire: whatever
      * the route said, a backend never receives a level above its clearance. */
@@ -179,48 +237,31 @@ int attempt_begin(struct exchange *ex, int k)
         record(ex, b->index, OUT_BAD_RESPONSE, "out of memory");
         return -1;
     }
-    if ((size_t)snprintf(url, sizeof url, "%s%s", b->url, endpoint_path(ex->endpoint)) >= sizeof url) {
-        record(ex, b->index, OUT_CONNECT, "URL too long");
-        return -1;
-    }
 
-    CURL *e = worker_easy_get(ex->worker);
+    int path = ex->endpoint == EP_EMBEDDINGS ? UPSTREAM_EMBEDDINGS : UPSTREAM_CHAT, standing;
+    struct easy_tag tag = { cfg->serial, b->index, path };
+    CURL *e = worker_easy_get(ex->worker, tag, &standing);
     if (!e) {
         record(ex, b->index, OUT_CONNECT, "out of memory");
         return -1;
     }
-    struct curl_slist *h = NULL;
-    char line[512];
-    h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, "Expect:");
-    h = curl_slist_append(h, ex->stream ? "Accept: text/event-stream" : "Accept: application/json");
-    snprintf(line, sizeof line, "x-request-id: %s", ex->request_id);
-    h = curl_slist_append(h, line);
-    h = upstream_add_auth(h, b);
-
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    if (!standing)
+        set_standing_options(e, b, path);
+    /* The request's own header, in front of the backend's constant list
+     * (curl only reads the list; neither part is copied). */
+    snprintf(ex->request_id_header, sizeof ex->request_id_header, "x-request-id: %s", ex->request_id);
+    ex->upstream_headers.data = ex->request_id_header;
+    ex->upstream_headers.next = b->tmpl->headers[ex->stream ? 1 : 0];
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, &ex->upstream_headers);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, ex->upstream_body.data);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)ex->upstream_body.len);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, b->timeouts.connect_ms);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, b->timeouts.total_ms);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, ex);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, ex);
     curl_easy_setopt(e, CURLOPT_PRIVATE, ex);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (b->zone == ZONE_LOCAL)
-        curl_easy_setopt(e, CURLOPT_PROXY, "");     /* never route local traffic via a proxy */
 
     ex->easy = e;
-    ex->upstream_headers = h;
+    ex->easy_tag = tag;
+    ex->easy_clean_end = 0;
     ex->upstream_status = 0;
     ex->retry_after_ms = -1;
     ex->retry_after_raw[0] = '\0';
@@ -252,11 +293,11 @@ void attempt_release(struct exchange *ex)
 {
     if (ex->easy) {
         worker_remove_transfer(ex->worker, ex->easy);
-        worker_easy_put(ex->worker, ex->easy);
+        /* only a transfer that ended cleanly leaves options worth keeping */
+        struct easy_tag none = { 0, -1, -1 };
+        worker_easy_put(ex->worker, ex->easy, ex->easy_clean_end ? ex->easy_tag : none);
         ex->easy = NULL;
     }
-    curl_slist_free_all(ex->upstream_headers);
-    ex->upstream_headers = NULL;
     ex->paused = 0;
     ex->first_byte_deadline = ex->idle_deadline = 0;
     worker_untrack(ex->worker, ex);

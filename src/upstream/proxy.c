@@ -311,6 +311,7 @@ void proxy_transfer_done(struct worker *w, CURL *easy, CURLcode result)
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&ex);
     if (!ex || ex->easy != easy)
         return;
+    ex->easy_clean_end = result == CURLE_OK && !ex->paused;
     transfer_finished(ex, result);
 }
 
