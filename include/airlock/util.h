@@ -16,6 +16,9 @@ int buf_append(struct buf *b, const void *p, size_t n);
 /* Appends a NUL-terminated string. */
 int buf_puts(struct buf *b, const char *s);
 int buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends v in decimal (the request line's numbers: vsnprintf cost a
+ * microsecond per line). */
+int buf_append_u64(struct buf *b, uint64_t v);
 /* Appends s as a JSON string literal, quotes included. */
 int buf_append_json_string(struct buf *b, const char *s);
 /* Drops the first n bytes. */

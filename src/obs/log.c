@@ -39,7 +39,13 @@ static void timestamp(char *out, size_t n)
             cached[0] = 0;
         cached_sec = ts.tv_sec;
     }
-    snprintf(out, n, "%s.%03ldZ", cached, ts.tv_nsec / 1000000);
+    long ms = ts.tv_nsec / 1000000;
+    char frac[6] = { '.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', 0 };
+    size_t len = strlen(cached);
+    if (len + sizeof frac > n)
+        len = 0;
+    memcpy(out, cached, len);
+    memcpy(out + len, frac, sizeof frac);
 }
 
 /* Writes whole lines, at most PIPE_BUF bytes per write (atomic on a pipe:
@@ -81,7 +87,9 @@ void log_exchange(const struct exchange *ex)
      * a failed allocation is taken back out, never written half. */
     struct buf b = *lines;
     timestamp(ts, sizeof ts);
-    int rc = buf_appendf(&b, "{\"ts\":\"%s\",\"msg\":\"request\",\"request_id\":", ts);
+    int rc = buf_puts(&b, "{\"ts\":\"");
+    rc |= buf_puts(&b, ts);
+    rc |= buf_puts(&b, "\",\"msg\":\"request\",\"request_id\":");
     rc |= buf_append_json_string(&b, ex->request_id);
     if (ex->request_id_replaced)
         rc |= buf_puts(&b, ",\"request_id_replaced\":true");
@@ -89,7 +97,8 @@ void log_exchange(const struct exchange *ex)
     rc |= buf_append_json_string(&b, ex->log_redact_method ? "[redacted]" : ex->method);
     rc |= buf_puts(&b, ",\"path\":");
     rc |= buf_append_json_string(&b, ex->log_redact_path ? "[redacted]" : ex->path);
-    rc |= buf_appendf(&b, ",\"status\":%u", ex->response_status);
+    rc |= buf_puts(&b, ",\"status\":");
+    rc |= buf_append_u64(&b, ex->response_status);
     if (ex->endpoint == EP_CHAT || ex->endpoint == EP_EMBEDDINGS || ex->endpoint == EP_EXPLAIN) {
         rc |= buf_puts(&b, ",\"level\":");
         rc |= buf_append_json_string(&b, cfg->levels[ex->level]);
@@ -98,32 +107,47 @@ void log_exchange(const struct exchange *ex)
             rc |= buf_append_json_string(&b, ex->plan.route->name);
         else
             rc |= buf_puts(&b, "null");
-        rc |= buf_appendf(&b, ",\"stream\":%s,\"detectors\":[", ex->stream ? "true" : "false");
+        rc |= buf_puts(&b, ex->stream ? ",\"stream\":true,\"detectors\":[" : ",\"stream\":false,\"detectors\":[");
         for (int i = 0; i < ex->cls.n_hits; i++) {
-            rc |= buf_appendf(&b, "%s{\"name\":", i ? "," : "");
+            rc |= buf_puts(&b, i ? ",{\"name\":" : "{\"name\":");
             rc |= buf_append_json_string(&b, ex->cls.hits[i].detector);
-            rc |= buf_appendf(&b, ",\"count\":%u}", ex->cls.hits[i].count);
+            rc |= buf_puts(&b, ",\"count\":");
+            rc |= buf_append_u64(&b, ex->cls.hits[i].count);
+            rc |= buf_puts(&b, "}");
         }
         rc |= buf_puts(&b, "],\"attempts\":[");
         for (int i = 0; i < ex->n_tries; i++) {
             const struct attempt_record *t = &ex->tries[i];
-            rc |= buf_appendf(&b, "%s{\"backend\":", i ? "," : "");
+            rc |= buf_puts(&b, i ? ",{\"backend\":" : "{\"backend\":");
             rc |= buf_append_json_string(&b, cfg->backends[t->backend].name);
-            rc |= buf_appendf(&b, ",\"outcome\":\"%s\",\"status\":%ld,\"ms\":%llu,\"detail\":",
-                              outcome_name(t->outcome), t->status < 0 ? 0 : t->status,
-                              (unsigned long long)t->ms);
+            rc |= buf_puts(&b, ",\"outcome\":\"");
+            rc |= buf_puts(&b, outcome_name(t->outcome));
+            rc |= buf_puts(&b, "\",\"status\":");
+            rc |= buf_append_u64(&b, t->status < 0 ? 0 : (uint64_t)t->status);
+            rc |= buf_puts(&b, ",\"ms\":");
+            rc |= buf_append_u64(&b, t->ms);
+            rc |= buf_puts(&b, ",\"detail\":");
             rc |= buf_append_json_string(&b, t->detail);
             rc |= buf_puts(&b, "}");
         }
         rc |= buf_puts(&b, "]");
-        if (ex->dropped_events)
-            rc |= buf_appendf(&b, ",\"dropped_events\":%u", ex->dropped_events);
+        if (ex->dropped_events) {
+            rc |= buf_puts(&b, ",\"dropped_events\":");
+            rc |= buf_append_u64(&b, ex->dropped_events);
+        }
     }
     if (ex->ended_early)
         rc |= buf_puts(&b, ",\"aborted\":true");
     uint64_t us = now_us() - ex->started_us;
-    rc |= buf_appendf(&b, ",\"bytes_in\":%zu,\"bytes_out\":%zu,\"ms\":%llu.%03u}\n", ex->bytes_in,
-                      ex->bytes_out, (unsigned long long)(us / 1000), (unsigned)(us % 1000));
+    char ms_frac[5] = { '.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10), 0 };
+    rc |= buf_puts(&b, ",\"bytes_in\":");
+    rc |= buf_append_u64(&b, ex->bytes_in);
+    rc |= buf_puts(&b, ",\"bytes_out\":");
+    rc |= buf_append_u64(&b, ex->bytes_out);
+    rc |= buf_puts(&b, ",\"ms\":");
+    rc |= buf_append_u64(&b, us / 1000);
+    rc |= buf_puts(&b, ms_frac);
+    rc |= buf_puts(&b, "}\n");
     *lines = b;
     if (rc < 0)
         lines->len = start;
