@@ -181,8 +181,12 @@ static void set_standing_options(CURL *e, const struct backend *b, int path)
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (b->zone == ZONE_LOCAL)
-        curl_easy_setopt(e, CURLOPT_PROXY, "");     /* never route local traffic via a proxy */
+    if (b->zone == ZONE_LOCAL) {
+        /* never route local traffic via a proxy; NOPROXY too spares curl
+         * its two getenv("no_proxy") calls per transfer */
+        curl_easy_setopt(e, CURLOPT_PROXY, "");
+        curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+    }
 }
 
 static int build_body(struct exchange *ex, const char *model)
