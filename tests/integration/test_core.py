@@ -539,6 +539,54 @@ def _():
     m.stop()
 
 
+@test("kept easy handles: every request carries its own path, key, accept and id, after failures and reloads too")
+def _():
+    m1, m2 = Mock("openai", "one"), Mock("openai", "two")
+    key = "api_key_env: T_CLOUD_KEY, timeouts: { first_byte_ms: 300 }"
+    a = Airlock("workers: 1\nbackends:\n" + backend("b", m1, "cloud", extra=key + ", clearance: secret"),
+                env=CLOUD_ENV)
+    try:
+        # one worker, so every request below reuses (or resets) the same few handles
+        m1.script([{"kind": "status", "code": 500}, {"kind": "hang"}])
+        plan = [("chat", "r1"), ("emb", "r2"), ("stream", "r3"), ("chat", "r4"), ("emb", "r5"), ("chat", "r6")]
+        for kind, rid in plan:
+            h = {"x-request-id": rid}
+            if kind == "emb":
+                r = a.request("POST", "/v1/embeddings", {"model": "m", "input": "x"}, headers=h, timeout=10)
+            elif kind == "stream":
+                r = a.chat("hi", stream=True, headers=h, timeout=10)
+            else:
+                r = a.chat("hi", headers=h, timeout=3)
+            want = {"r1": 502, "r2": 504}.get(rid, 200)
+            check(r.status == want, "%s %s: %s" % (kind, rid, r.status))
+        got = m1.requests()
+        check(len(got) == len(plan), "%d upstream requests" % len(got))
+        for (kind, rid), g in zip(plan, got):
+            path = "/v1/embeddings" if kind == "emb" else "/v1/chat/completions"
+            accept = "text/event-stream" if kind == "stream" else "application/json"
+            check(g["path"] == path, "%s: path %s" % (rid, g["path"]))
+            check(g["headers"].get("authorization") == "Bearer sk-cloud-test-key", "%s: key" % rid)
+            check(g["headers"].get("accept") == accept, "%s: accept %r" % (rid, g["headers"].get("accept")))
+            check(g["headers"].get("x-request-id") == rid, "%s: id %r" % (rid, g["headers"].get("x-request-id")))
+        # a reload that keeps the backend's name and index but moves it and drops its key
+        with open(a.path, "w") as f:
+            f.write("listen: 127.0.0.1:%d\nworkers: 1\nbackends:\n%s" % (a.port, backend("b", m2)))
+        a.signal(signal.SIGHUP)
+        time.sleep(0.5 * SLOW)
+        for rid in ("r7", "r8"):
+            r = a.chat("hi", headers={"x-request-id": rid})
+            check(r.status == 200 and r.json()["choices"][0]["message"]["content"] == "hello from two",
+                  "%s after reload: %s %r" % (rid, r.status, r.body[:200]))
+        got2 = m2.requests()
+        check(len(got2) == 2 and all("authorization" not in g["headers"] for g in got2),
+              "the old config's handle (URL or key) was reused: %r" % [g["headers"] for g in got2])
+        check(len(m1.requests()) == len(plan), "the old backend got a request after the reload")
+    finally:
+        a.stop()
+        m1.stop()
+        m2.stop()
+
+
 @test("SIGHUP: reload takes a new config; a bad one is refused and the old keeps serving")
 def _():
     m1, m2 = Mock("openai", "one"), Mock("openai", "two")
