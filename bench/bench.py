@@ -222,6 +222,11 @@ def report(results_path, out_path):
     for key, label in (("p50_ms", "**added p50** over direct"), ("p99_ms", "added p99 over direct")):
         an, aa = added(n["lat"][key], d["lat"][key]), added(a["lat"][key], d["lat"][key])
         row(label, "—", _us(an), _us(aa), ratio(aa, an))
+    if all(x.get("lat1", {}).get("p50_ms") is not None for x in (d, n, a)):
+        an1, aa1 = added(n["lat1"]["p50_ms"], d["lat1"]["p50_ms"]), added(a["lat1"]["p50_ms"], d["lat1"]["p50_ms"])
+        row("latency p50, c=1, every process on one vCPU", _us(d["lat1"]["p50_ms"]), _us(n["lat1"]["p50_ms"]),
+            _us(a["lat1"]["p50_ms"]), ratio(a["lat1"]["p50_ms"], n["lat1"]["p50_ms"]))
+        row("added p50 over direct, one vCPU (the proxies' own work)", "—", _us(an1), _us(aa1), ratio(aa1, an1))
     row("**req/s, c=64** (non-stream)", _f(d["tput"]["rps"], "", 0), _f(n["tput"]["rps"], "", 0),
         _f(a["tput"]["rps"], "", 0), ratio(a["tput"]["rps"], n["tput"]["rps"]))
     row("latency p50 / p99, c=64", *["%s / %s" % (_f(x["tput"]["p50_ms"], " ms", 2), _f(x["tput"]["p99_ms"], " ms", 2))

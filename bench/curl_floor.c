@@ -96,7 +96,45 @@ struct multi {
     CURL *easy;
     int epfd;
     char url[128];
+    CURLU *parsed_url;
+    struct curl_slist *headers;     /* the backend's constant list */
 };
+
+static size_t discard(char *d, size_t size, size_t n, void *u)
+{
+    (void)d, (void)u;
+    return size * n;
+}
+
+static size_t ignore_header(char *d, size_t size, size_t n, void *u)
+{
+    (void)d, (void)u;
+    return size * n;
+}
+
+/* attempt.c's standing options, set once per handle and backend. */
+static void standing_options(struct multi *m)
+{
+    CURL *e = m->easy;
+    m->parsed_url = curl_url();
+    curl_url_set(m->parsed_url, CURLUPART_URL, m->url, 0);
+    m->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    m->headers = curl_slist_append(m->headers, "Expect:");
+    m->headers = curl_slist_append(m->headers, "Accept: application/json");
+    curl_easy_setopt(e, CURLOPT_CURLU, m->parsed_url);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 60000L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, ignore_header);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+}
 
 static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
 {
@@ -113,11 +151,6 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sock
     return 0;
 }
 
-static size_t discard(char *d, size_t size, size_t n, void *u)
-{
-    (void)d, (void)u;
-    return size * n;
-}
 
 static void curl_one(void *arg, uint64_t *ns)
 {
@@ -125,28 +158,17 @@ static void curl_one(void *arg, uint64_t *ns)
     CURL *e = m->easy;
     int running;
     uint64_t t0 = now_ns();
-    /* The options attempt_begin() sets, in the same way. */
-    curl_easy_reset(e);
-    struct curl_slist *h = NULL;
-    h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, "Expect:");
-    h = curl_slist_append(h, "Accept: application/json");
-    h = curl_slist_append(h, "x-request-id: 0123456789abcdef0123456789abcdef");
-    curl_easy_setopt(e, CURLOPT_URL, m->url);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    /* What attempt_begin() sets per request on a handle that keeps its
+     * standing options (set once in main, as attempt.c's
+     * set_standing_options() does): the request id in front of the
+     * backend's constant header list, and the body. */
+    struct curl_slist rid = { "x-request-id: 0123456789abcdef0123456789abcdef", m->headers };
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, &rid);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, chat_body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(chat_body));
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 60000L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, m);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, m);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, m);
     curl_multi_add_handle(m->multi, e);
     curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     ns[0] += now_ns() - t0;     /* set-up, the pooled connection's check, the send */
@@ -171,7 +193,6 @@ static void curl_one(void *arg, uint64_t *ns)
         if (msg->msg == CURLMSG_DONE && msg->data.result != CURLE_OK)
             exit(1);
     curl_multi_remove_handle(m->multi, e);
-    curl_slist_free_all(h);
 }
 
 static void print_cost(const char *name, const struct cost *c, const char *sep)
@@ -210,6 +231,7 @@ int main(int argc, char **argv)
     m.easy = curl_easy_init();
     m.epfd = epoll_create1(EPOLL_CLOEXEC);
     snprintf(m.url, sizeof m.url, "http://127.0.0.1:%d/v1/chat/completions", port);
+    standing_options(&m);
     curl_multi_setopt(m.multi, CURLMOPT_SOCKETFUNCTION, on_socket);
     curl_multi_setopt(m.multi, CURLMOPT_SOCKETDATA, &m);
 
@@ -222,6 +244,8 @@ int main(int argc, char **argv)
 
     close(r.fd);
     curl_easy_cleanup(m.easy);
+    curl_url_cleanup(m.parsed_url);
+    curl_slist_free_all(m.headers);
     curl_multi_cleanup(m.multi);
     close(m.epfd);
     curl_global_cleanup();

@@ -113,10 +113,11 @@ rss_tree_kb() {
   echo "$total"
 }
 
-# run_wrk OUT CONNS THREADS SECONDS SCRIPT URL
+# run_wrk OUT CONNS THREADS SECONDS SCRIPT URL [PREFIX...]
 run_wrk() {
   local out=$1 c=$2 t=$3 d=$4 script=$5 url=$6
-  timeout -k 5 $(( d + 20 )) wrk -t"$t" -c"$c" -d"${d}s" --timeout 5s --latency -s "$script" "$url" >"$out" 2>&1 \
+  shift 6
+  timeout -k 5 $(( d + 20 )) "$@" wrk -t"$t" -c"$c" -d"${d}s" --timeout 5s --latency -s "$script" "$url" >"$out" 2>&1 \
     || log "wrk exited $? for $url (see below)"
   $B wrk "$out" >"$out.json"
 }
@@ -206,6 +207,7 @@ airlock_conf "$TMP/airlock.yaml" "$AL"
 
 log "ports: upstream $UP, nginx proxy $PX, airlock $AL; scratch $TMP"
 start upstream "$NGINX" -p "$TMP/up" -e "$TMP/up/error.log" -c "$TMP/up/nginx.conf" -g 'daemon off;'
+UPSTREAM_PID=$LAST_PID
 start proxy "$NGINX" -p "$TMP/proxy" -e "$TMP/proxy/error.log" -c "$TMP/proxy/nginx.conf" -g 'daemon off;'
 PROXY_PID=$LAST_PID
 start airlock "$BIN" -c "$TMP/airlock.yaml"
@@ -250,6 +252,26 @@ for round in $(seq 1 $LAT_ROUNDS); do
     run_wrk "$TMP/lat-${names[$i]}-$round.txt" 1 1 "$LAT_DUR" bench/post.lua "${urls[$i]}"
   done
 done
+# The same rounds with every process (wrk, upstream, both proxies) on one
+# vCPU: no idle vCPU is woken, so what is left is each proxy's own work on
+# the request's path, without the scheduler's placement, which on a small VM
+# decides more of the figures above than the proxies do (docs/benchmarks.md).
+pin_threads() {     # pin_threads CPULIST PID... : every thread of each PID and its children
+  local cpus=$1 p t; shift
+  for p in "$@" $(for p in "$@"; do ps -o pid= --ppid "$p" 2>/dev/null; done); do
+    for t in /proc/"$p"/task/*; do taskset -pc "$cpus" "${t##*/}" >/dev/null 2>&1; done
+  done
+}
+if command -v taskset >/dev/null; then
+  pin_threads 0 "$UPSTREAM_PID" "$PROXY_PID" "$AIRLOCK_PID"
+  for round in $(seq 1 $LAT_ROUNDS); do
+    for i in 0 1 2; do
+      log "latency, c=1, one vCPU for all, ${LAT_DUR}s, round $round/$LAT_ROUNDS: ${names[$i]}"
+      run_wrk "$TMP/lat1-${names[$i]}-$round.txt" 1 1 "$LAT_DUR" bench/post.lua "${urls[$i]}" taskset -c 0
+    done
+  done
+  pin_threads "0-$(( $(nproc) - 1 ))" "$UPSTREAM_PID" "$PROXY_PID" "$AIRLOCK_PID"
+fi
 # The floor under airlock's added latency: one request through libcurl's
 # multi interface, set up as attempt.c does, against the same bytes on a
 # plain socket (bench/curl_floor.c).
@@ -354,8 +376,8 @@ def j(name):
 E = os.environ.get
 r = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "host": socket.gethostname(), "cores": os.cpu_count(),
      "airlock_version": E("AIRLOCK_VERSION"), "nginx_version": E("NGINX_VERSION"), "wrk_version": E("WRK_VERSION")}
-def median_of_rounds(n):
-    rounds = [j(os.path.basename(f)) for f in sorted(glob.glob(os.path.join(T, "lat-%s-*.txt.json" % n)))]
+def median_of_rounds(n, kind="lat"):
+    rounds = [j(os.path.basename(f)) for f in sorted(glob.glob(os.path.join(T, "%s-%s-*.txt.json" % (kind, n))))]
     out = {"rounds": len(rounds)}
     for k in ("p50_ms", "p99_ms", "rps"):
         v = sorted(x[k] for x in rounds if x.get(k) is not None)
@@ -364,7 +386,7 @@ def median_of_rounds(n):
         out[k] = sum(x.get(k) or 0 for x in rounds)
     return out
 for n in ("direct", "nginx", "airlock"):
-    r[n] = {"lat": median_of_rounds(n), "tput": j("tput-%s.txt.json" % n),
+    r[n] = {"lat": median_of_rounds(n), "lat1": median_of_rounds(n, "lat1"), "tput": j("tput-%s.txt.json" % n),
             "stream": j("stream-%s.txt.json" % n), "ttfc": j("ttfc-%s.json" % n)}
 r["nginx"].update(rss_kb=E("NGINX_RSS"), hwm_kb=E("NGINX_HWM"))
 r["airlock"].update(rss_kb=E("AIRLOCK_RSS"), hwm_kb=E("AIRLOCK_HWM"), rss_idle_kb=E("AIRLOCK_RSS_IDLE"))
