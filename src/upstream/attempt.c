@@ -132,8 +132,11 @@ void upstream_template_free(struct upstream_template *t)
         return;
     for (int i = 0; i < UPSTREAM_N_PATHS; i++)
         curl_url_cleanup(t->url[i]);
-    curl_slist_free_all(t->headers[0]);
-    curl_slist_free_all(t->headers[1]);
+    for (int stream = 0; stream < 2; stream++) {
+        for (struct curl_slist *h = t->headers[stream]; h; h = h->next)
+            explicit_bzero(h->data, strlen(h->data));   /* the key header */
+        curl_slist_free_all(t->headers[stream]);
+    }
     free(t);
 }
 
