@@ -162,7 +162,11 @@ static void make_request_id(struct exchange *ex)
     state ^= state << 25;
     state ^= state >> 27;
     uint64_t a = state * 0x2545f4914f6cdd1dull;
-    snprintf(ex->request_id, sizeof ex->request_id, "req_%016llx", (unsigned long long)a);
+    static const char hex[] = "0123456789abcdef";
+    memcpy(ex->request_id, "req_", 4);
+    for (int i = 0; i < 16; i++)
+        ex->request_id[4 + i] = hex[(a >> (60 - 4 * i)) & 15];
+    ex->request_id[20] = '\0';
 }
 
 int request_add_common_headers(struct exchange *ex, struct MHD_Response *r)
@@ -177,8 +181,14 @@ int request_add_common_headers(struct exchange *ex, struct MHD_Response *r)
     MHD_add_response_header(r, "x-airlock-rule", ex->plan.route ? ex->plan.route->name : "none");
     MHD_add_response_header(r, "x-airlock-backend",
                             ex->backend >= 0 ? cfg->backends[ex->backend].name : "none");
-    snprintf(n, sizeof n, "%d", proxy_attempts(ex));
-    MHD_add_response_header(r, "x-airlock-attempts", n);
+    unsigned k = (unsigned)proxy_attempts(ex);
+    char *d = n + sizeof n;
+    *--d = '\0';
+    do {
+        *--d = (char)('0' + k % 10);
+        k /= 10;
+    } while (k);
+    MHD_add_response_header(r, "x-airlock-attempts", d);
     return 0;
 }
 
