@@ -16,8 +16,12 @@ int buf_append(struct buf *b, const void *p, size_t n);
 /* Appends a NUL-terminated string. */
 int buf_puts(struct buf *b, const char *s);
 int buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends v in decimal (the request line's numbers: vsnprintf cost a
- * microsecond per line). */
+/* v in decimal, written to end just before `end` (which gets the NUL):
+ * returns where the digits start; the room before `end` must hold
+ * U64_DIGITS. Cheaper than snprintf on the request path. */
+#define U64_DIGITS 20
+char *u64_decimal(char *end, uint64_t v);
+/* Appends v in decimal. */
 int buf_append_u64(struct buf *b, uint64_t v);
 /* Appends s as a JSON string literal, quotes included. */
 int buf_append_json_string(struct buf *b, const char *s);

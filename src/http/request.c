@@ -171,7 +171,7 @@ static void make_request_id(struct exchange *ex)
 
 int request_add_common_headers(struct exchange *ex, struct MHD_Response *r)
 {
-    char n[16];
+    char n[U64_DIGITS + 1];
     MHD_add_response_header(r, "x-request-id", ex->request_id);
     if ((ex->endpoint != EP_CHAT && ex->endpoint != EP_EMBEDDINGS) || !ex->classified)
         return 0;       /* a request refused before it was classified has no level */
@@ -181,14 +181,7 @@ int request_add_common_headers(struct exchange *ex, struct MHD_Response *r)
     MHD_add_response_header(r, "x-airlock-rule", ex->plan.route ? ex->plan.route->name : "none");
     MHD_add_response_header(r, "x-airlock-backend",
                             ex->backend >= 0 ? cfg->backends[ex->backend].name : "none");
-    unsigned k = (unsigned)proxy_attempts(ex);
-    char *d = n + sizeof n;
-    *--d = '\0';
-    do {
-        *--d = (char)('0' + k % 10);
-        k /= 10;
-    } while (k);
-    MHD_add_response_header(r, "x-airlock-attempts", d);
+    MHD_add_response_header(r, "x-airlock-attempts", u64_decimal(n + U64_DIGITS, (uint64_t)proxy_attempts(ex)));
     return 0;
 }
 

@@ -36,15 +36,21 @@ int buf_append(struct buf *b, const void *p, size_t n)
     return 0;
 }
 
-int buf_append_u64(struct buf *b, uint64_t v)
+char *u64_decimal(char *end, uint64_t v)
 {
-    char d[20];
-    size_t n = 0;
+    *end = '\0';
     do {
-        d[sizeof d - ++n] = (char)('0' + v % 10);
+        *--end = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    return buf_append(b, d + sizeof d - n, n);
+    return end;
+}
+
+int buf_append_u64(struct buf *b, uint64_t v)
+{
+    char d[U64_DIGITS + 1];
+    char *start = u64_decimal(d + U64_DIGITS, v);
+    return buf_append(b, start, (size_t)(d + U64_DIGITS - start));
 }
 
 int buf_puts(struct buf *b, const char *s)

@@ -192,6 +192,12 @@ static void test_buf_format_and_escape(void)
     b.len = 0;
     CHECK(buf_append_json_string(&b, "") == 0);
     CHECK_STR(b.data, "\"\"");
+    b.len = 0;
+    CHECK(buf_append_u64(&b, 0) == 0 && buf_append_u64(&b, 1203) == 0 && buf_append_u64(&b, UINT64_MAX) == 0);
+    CHECK_STR(b.data, "0120318446744073709551615");
+    char d[U64_DIGITS + 1];
+    CHECK_STR(u64_decimal(d + U64_DIGITS, 7), "7");
+    CHECK_STR(u64_decimal(d + U64_DIGITS, UINT64_MAX), "18446744073709551615");
     buf_free(&b);
 }
 
