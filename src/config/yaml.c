@@ -146,15 +146,23 @@ int get_string(struct loader *l, yaml_node_t *n, const char *what, char **out)
     return 0;
 }
 
-int get_long(struct loader *l, yaml_node_t *n, const char *what, long min, long max, long *out)
+/* A number's text, or NULL (reported) when the node is not a scalar. */
+static const char *number_text(struct loader *l, yaml_node_t *n, const char *what)
 {
     if (!is_scalar(n)) {
         error_at(l, n, "%s must be a number, not %s", what, kind_name(n));
-        return -1;
+        return NULL;
     }
-    const char *s = text(n);
+    errno = 0;      /* for the strto* call that follows */
+    return text(n);
+}
+
+int get_long(struct loader *l, yaml_node_t *n, const char *what, long min, long max, long *out)
+{
+    const char *s = number_text(l, n, what);
+    if (!s)
+        return -1;
     char *end;
-    errno = 0;
     long v = strtol(s, &end, 10);
     if (!*s || *end || errno || isspace((unsigned char)*s)) {
         error_at(l, n, "%s must be a whole number, not '%.40s'", what, s);
@@ -179,13 +187,10 @@ int get_int(struct loader *l, yaml_node_t *n, const char *what, int min, int max
 
 int get_double(struct loader *l, yaml_node_t *n, const char *what, double *out)
 {
-    if (!is_scalar(n)) {
-        error_at(l, n, "%s must be a number, not %s", what, kind_name(n));
+    const char *s = number_text(l, n, what);
+    if (!s)
         return -1;
-    }
-    const char *s = text(n);
     char *end;
-    errno = 0;
     double v = strtod(s, &end);
     if (!*s || *end || errno || !isfinite(v) || v < 0 || isspace((unsigned char)*s)) {
         error_at(l, n, "%s must be a number of 0 or more, not '%.40s'", what, s);
