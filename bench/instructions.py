@@ -7,8 +7,10 @@ so a change's effect on the work per request can be seen. Each proxy is run
 twice (FEW and MANY requests) and the difference is divided by MANY - FEW,
 which takes start-up and shutdown out.
 
-    python3 bench/instructions.py [AIRLOCK_BINARY]     (needs valgrind, nginx)
-Prints a markdown table of instructions per request by library.
+    python3 bench/instructions.py [AIRLOCK_BINARY [FLOOR_BINARY]]   (needs valgrind, nginx)
+Prints a markdown table of instructions per request by library. FLOOR_BINARY
+is bench/floor_proxy.c built: the required libraries alone, as a proxy; its
+column is what airlock's libraries cost before any of airlock's own work.
 """
 import collections
 import http.client
@@ -132,11 +134,12 @@ def per_request(tmp, name, cmd, port, stop_signal):
 
 def main():
     airlock = sys.argv[1] if len(sys.argv) > 1 else "build/airlock"
+    floor = sys.argv[2] if len(sys.argv) > 2 else None
     for tool in ("valgrind", "callgrind_annotate", "nginx"):
         if not shutil.which(tool):
             raise SystemExit("instructions: %s not found" % tool)
     tmp = tempfile.mkdtemp(prefix="airlock-ir.")
-    up, px, al = free_ports(3)
+    up, px, al, fl = free_ports(4)
     upstream = None
     try:
         _, up_conf = nginx_conf(tmp, "up", "  access_log off;\n  server { listen 127.0.0.1:%d;\n"
@@ -162,6 +165,9 @@ def main():
                                  px, signal.SIGQUIT),
             "airlock": per_request(tmp, "airlock", [airlock, "-c", al_conf], al, signal.SIGTERM),
         }
+        if floor:
+            rows["floor"] = per_request(tmp, "floor", [floor, str(fl), "http://127.0.0.1:%d/v1/chat/completions" % up,
+                                                       "1"], fl, signal.SIGTERM)
     finally:
         if upstream:
             upstream.terminate()
@@ -170,15 +176,18 @@ def main():
 
     libs = sorted({k for r in rows.values() for k, v in r.items() if v >= 500},
                   key=lambda k: -max(r.get(k, 0) for r in rows.values()))
-    print("| user-space instructions per request | nginx | airlock |")
-    print("| --- | ---: | ---: |")
+    names = [n for n in ("nginx", "floor", "airlock") if n in rows]
+    heads = {"nginx": "nginx", "floor": "MHD + libcurl alone", "airlock": "airlock"}
+    print("| user-space instructions per request | %s |" % " | ".join(heads[n] for n in names))
+    print("| --- |%s" % (" ---: |" * len(names)))
     for k in libs:
-        print("| %s | %s | %s |" % (k, *("%.0f" % rows[n].get(k, 0) if rows[n].get(k, 0) >= 500 else "—"
-                                          for n in ("nginx", "airlock"))))
-    totals = [sum(v for v in rows[n].values() if v > 0) for n in ("nginx", "airlock")]
-    print("| **total** | **%.0f** | **%.0f** |" % tuple(totals))
+        print("| %s | %s |" % (k, " | ".join("%.0f" % rows[n].get(k, 0) if rows[n].get(k, 0) >= 500 else "—"
+                                           for n in names)))
+    totals = [sum(v for v in rows[n].values() if v > 0) for n in names]
+    print("| **total** | %s |" % " | ".join("**%.0f**" % t for t in totals))
     print("\nCounted by callgrind over %d requests on one keep-alive connection (runs of %d and %d, "
-          "differenced); airlock: 1 worker, no detectors; nginx: 1 process, access log on." % (MANY - FEW, FEW, MANY))
+          "differenced); airlock: 1 worker, no detectors; nginx: 1 process, access log on%s." % (
+              MANY - FEW, FEW, MANY, "; MHD + libcurl alone: bench/floor_proxy.c, 1 thread" if floor else ""))
 
 
 if __name__ == "__main__":

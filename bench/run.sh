@@ -122,8 +122,8 @@ run_wrk() {
   $B wrk "$out" >"$out.json"
 }
 
-set -- $($B ports 6)
-UP=$1 PX=$2 AL=$3 DEAD=$4 SIL=$5 AL2=$6
+set -- $($B ports 7)
+UP=$1 PX=$2 AL=$3 DEAD=$4 SIL=$5 AL2=$6 FL=$7
 $B body chat >"$TMP/chat.json"
 $B body stream >"$TMP/stream.json"
 
@@ -212,8 +212,21 @@ start proxy "$NGINX" -p "$TMP/proxy" -e "$TMP/proxy/error.log" -c "$TMP/proxy/ng
 PROXY_PID=$LAST_PID
 start airlock "$BIN" -c "$TMP/airlock.yaml"
 AIRLOCK_PID=$LAST_PID
+# (c) the required libraries alone: libmicrohttpd and libcurl's multi
+# interface used as airlock uses them, with none of airlock's own work
+# (bench/floor_proxy.c). Its added latency is the floor under airlock's.
+FLOOR_PID=
+if ${CC:-cc} -std=c11 -O2 -Wall -Wextra -o "$TMP/floor_proxy" bench/floor_proxy.c \
+     $(pkg-config --cflags --libs libcurl libmicrohttpd) -lpthread 2>"$TMP/floor_proxy.cc"; then
+  start floor "$TMP/floor_proxy" "$FL" "http://127.0.0.1:$UP/v1/chat/completions" 2
+  FLOOR_PID=$LAST_PID
+  FLOOR_BIN=$TMP/floor_proxy
+else
+  log "bench/floor_proxy.c did not build: $(head -1 "$TMP/floor_proxy.cc")"
+fi
 
 DIRECT_URL="http://127.0.0.1:$UP/v1/chat/completions"
+FLOOR_URL="http://127.0.0.1:$FL/v1/chat/completions"
 NGINX_URL="http://127.0.0.1:$PX/v1/chat/completions"
 AIRLOCK_URL="http://127.0.0.1:$AL/v1/chat/completions"
 DIRECT_SSE="http://127.0.0.1:$UP/sse/v1/chat/completions"
@@ -224,6 +237,9 @@ ok=1
 wait_post "$DIRECT_URL" upstream || ok=0
 wait_post "$NGINX_URL" "nginx proxy" || ok=0
 wait_post "$AIRLOCK_URL" airlock || ok=0
+if [ -n "$FLOOR_PID" ] && ! wait_post "$FLOOR_URL" "floor proxy"; then
+  stop_pid "$FLOOR_PID"; forget_pid "$FLOOR_PID"; FLOOR_PID=
+fi
 if [ $ok = 0 ]; then
   for f in upstream proxy airlock; do sed "s/^/  $f: /" "$TMP/$f.err" | tail -20 >&2; done
   exit 1
@@ -240,6 +256,13 @@ AIRLOCK_RSS_IDLE=$(rss_kb "$AIRLOCK_PID" VmRSS)
 names=(direct nginx airlock)
 urls=("$DIRECT_URL" "$NGINX_URL" "$AIRLOCK_URL")
 sse_urls=("$DIRECT_SSE" "$NGINX_SSE" "$AIRLOCK_SSE")
+# the latency rounds also run the floor proxy, between nginx and airlock
+lat_names=(direct nginx airlock)
+lat_urls=("$DIRECT_URL" "$NGINX_URL" "$AIRLOCK_URL")
+if [ -n "$FLOOR_PID" ]; then
+  lat_names=(direct nginx floor airlock)
+  lat_urls=("$DIRECT_URL" "$NGINX_URL" "$FLOOR_URL" "$AIRLOCK_URL")
+fi
 
 # Latency in LAT_ROUNDS interleaved rounds, the median reported: one long
 # run each let a drift of the machine land on one column only. Each round's
@@ -247,9 +270,9 @@ sse_urls=("$DIRECT_SSE" "$NGINX_SSE" "$AIRLOCK_SSE")
 LAT_ROUNDS=${BENCH_LAT_ROUNDS:-5}
 LAT_DUR=$(( DUR / LAT_ROUNDS > 2 ? DUR / LAT_ROUNDS : 2 ))
 for round in $(seq 1 $LAT_ROUNDS); do
-  for i in 0 1 2; do
-    log "latency, c=1, ${LAT_DUR}s, round $round/$LAT_ROUNDS: ${names[$i]}"
-    run_wrk "$TMP/lat-${names[$i]}-$round.txt" 1 1 "$LAT_DUR" bench/post.lua "${urls[$i]}"
+  for i in "${!lat_names[@]}"; do
+    log "latency, c=1, ${LAT_DUR}s, round $round/$LAT_ROUNDS: ${lat_names[$i]}"
+    run_wrk "$TMP/lat-${lat_names[$i]}-$round.txt" 1 1 "$LAT_DUR" bench/post.lua "${lat_urls[$i]}"
   done
 done
 # The same rounds with every process (wrk, upstream, both proxies) on one
@@ -263,14 +286,14 @@ pin_threads() {     # pin_threads CPULIST PID... : every thread of each PID and 
   done
 }
 if command -v taskset >/dev/null; then
-  pin_threads 0 "$UPSTREAM_PID" "$PROXY_PID" "$AIRLOCK_PID"
+  pin_threads 0 "$UPSTREAM_PID" "$PROXY_PID" "$AIRLOCK_PID" $FLOOR_PID
   for round in $(seq 1 $LAT_ROUNDS); do
-    for i in 0 1 2; do
-      log "latency, c=1, one vCPU for all, ${LAT_DUR}s, round $round/$LAT_ROUNDS: ${names[$i]}"
-      run_wrk "$TMP/lat1-${names[$i]}-$round.txt" 1 1 "$LAT_DUR" bench/post.lua "${urls[$i]}" taskset -c 0
+    for i in "${!lat_names[@]}"; do
+      log "latency, c=1, one vCPU for all, ${LAT_DUR}s, round $round/$LAT_ROUNDS: ${lat_names[$i]}"
+      run_wrk "$TMP/lat1-${lat_names[$i]}-$round.txt" 1 1 "$LAT_DUR" bench/post.lua "${lat_urls[$i]}" taskset -c 0
     done
   done
-  pin_threads "0-$(( $(nproc) - 1 ))" "$UPSTREAM_PID" "$PROXY_PID" "$AIRLOCK_PID"
+  pin_threads "0-$(( $(nproc) - 1 ))" "$UPSTREAM_PID" "$PROXY_PID" "$AIRLOCK_PID" $FLOOR_PID
 fi
 # The floor under airlock's added latency: one request through libcurl's
 # multi interface, set up as attempt.c does, against the same bytes on a
@@ -280,6 +303,9 @@ if ${CC:-cc} -std=c11 -O2 -Wall -Wextra -o "$TMP/curl_floor" bench/curl_floor.c 
   timeout 60 "$TMP/curl_floor" "$UP" 5000 >"$TMP/curl-floor.json" 2>&1 || echo '{}' >"$TMP/curl-floor.json"
 else
   log "bench/curl_floor.c did not build: $(head -1 "$TMP/curl_floor.cc")"
+fi
+if [ -n "$FLOOR_PID" ]; then
+  stop_pid "$FLOOR_PID"; forget_pid "$FLOOR_PID"    # latency only: it is not a product
 fi
 for i in 0 1 2; do
   log "throughput, c=64, ${DUR}s: ${names[$i]}"
@@ -388,6 +414,7 @@ def median_of_rounds(n, kind="lat"):
 for n in ("direct", "nginx", "airlock"):
     r[n] = {"lat": median_of_rounds(n), "lat1": median_of_rounds(n, "lat1"), "tput": j("tput-%s.txt.json" % n),
             "stream": j("stream-%s.txt.json" % n), "ttfc": j("ttfc-%s.json" % n)}
+r["floor"] = {"lat": median_of_rounds("floor"), "lat1": median_of_rounds("floor", "lat1")}
 r["nginx"].update(rss_kb=E("NGINX_RSS"), hwm_kb=E("NGINX_HWM"))
 r["airlock"].update(rss_kb=E("AIRLOCK_RSS"), hwm_kb=E("AIRLOCK_HWM"), rss_idle_kb=E("AIRLOCK_RSS_IDLE"))
 fo = {"circuit_seconds": E("CIRCUIT_DUR"), "circuit_conc": E("CIRCUIT_CONC")}
@@ -443,13 +470,18 @@ notes = ["Load: wrk -t1 -c1 (latency: the median of %s interleaved rounds, %ss i
 def round_p50(n, k):
     x = j("lat-%s-%d.txt.json" % (n, k))
     return x.get("p50_ms")
-per_round = []
+per_round, floor_rounds = [], []
 for k in range(1, int(E("LAT_ROUNDS") or 0) + 1):
-    d, ng, al = (round_p50(n, k) for n in ("direct", "nginx", "airlock"))
+    d, ng, fl, al = (round_p50(n, k) for n in ("direct", "nginx", "floor", "airlock"))
     if None not in (d, ng, al) and ng > d:
         per_round.append("%.0f / %.0f µs (%.2f×)" % ((ng - d) * 1000, (al - d) * 1000, (al - d) / (ng - d)))
+    if None not in (d, ng, fl) and ng > d:
+        floor_rounds.append("%.0f µs (%.2f×)" % ((fl - d) * 1000, (fl - d) / (ng - d)))
 if per_round:
     notes.append("Added p50 round by round, nginx / airlock: " + "; ".join(per_round) + ".")
+if floor_rounds:
+    notes.append("Added p50 round by round of MHD + libcurl alone (bench/floor_proxy.c), and its ratio to nginx's: "
+                 + "; ".join(floor_rounds) + ".")
 cf = j("curl-floor.json")
 if cf.get("raw") and cf.get("curl"):
     raw, crl = cf["raw"], cf["curl"]
@@ -497,7 +529,7 @@ $B report "$TMP/results.json" bench/results.md
 # does not move with the machine's load (bench/instructions.py).
 if command -v valgrind >/dev/null; then
   log "instructions per request (callgrind)"
-  if $PY bench/instructions.py "$BIN" >"$TMP/ir.md" 2>"$TMP/ir.err"; then
+  if $PY bench/instructions.py "$BIN" ${FLOOR_BIN:-} >"$TMP/ir.md" 2>"$TMP/ir.err"; then
     { echo; cat "$TMP/ir.md"; } >>bench/results.md
     cat "$TMP/ir.md"
   else
