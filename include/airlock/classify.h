@@ -27,6 +27,10 @@ struct classification {
     int n_hits;
 };
 
+/* Empties out: level 0, nothing unreadable, no hits (the hits are written in
+ * full when added, so the 2.8 KB table is not cleared). */
+void classification_clear(struct classification *out);
+
 /* Compiles cfg->detectors. Returns NULL and writes a message to err on failure
  * (e.g. a bad regex). Immutable afterwards and safe to share between threads. */
 struct classifier *classifier_build(const struct config *cfg, char *err, size_t errlen);

@@ -41,6 +41,14 @@ void log_event(const char *level, const char *fmt, ...) __attribute__((format(pr
  * backend will. */
 int utf8_valid(const unsigned char *s, size_t n);
 
+/* The index of the first '"', '\\' or control byte (below 0x20) in
+ * s[i..n), or n: the plain run of a JSON string, eight bytes at a time. */
+size_t json_plain_run(const char *s, size_t i, size_t n);
+/* s[i] is '"': the index after the string's closing quote, or 0 when it has
+ * none. Escapes are stepped over, not checked; *escaped is set to 1 when
+ * the string held one. */
+size_t json_skip_string(const char *s, size_t i, size_t n, int *escaped);
+
 /* JSON that is parsed, looked at and dropped at once (each stream event, a
  * non-streamed answer) goes into a per-thread scratch arena instead of a
  * malloc per node. json_scratch_init() installs the cJSON hooks, once,

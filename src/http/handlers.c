@@ -243,7 +243,7 @@ static const char *duplicate_key(const cJSON *item, int *oom)
 /* The number tokens of a JSON text (outside strings) of 9 digits or more,
  * each followed by '\n', for the classifier: a card sent as a 19-digit
  * number is beyond a double's precision, so the parsed tree cannot show it
- * as written. Strings are skipped with memchr; their text is classified
+ * as written. Strings are skipped (json_skip_string); their text is classified
  * from the tree. */
 static int number_tokens(const char *s, size_t n, struct buf *out)
 {
@@ -251,19 +251,10 @@ static int number_tokens(const char *s, size_t n, struct buf *out)
     while (i < n) {
         char c = s[i];
         if (c == '"') {
-            const char *p = s + i + 1, *end = s + n;
-            for (;;) {
-                const char *q = memchr(p, '"', (size_t)(end - p));
-                if (!q)
-                    return 0;   /* the parser has accepted the body, so never here */
-                size_t bs = 0;
-                while (q - bs - 1 >= s + i + 1 && q[-1 - (ptrdiff_t)bs] == '\\')
-                    bs++;
-                p = q + 1;
-                if (bs % 2 == 0)
-                    break;
-            }
-            i = (size_t)(p - s);
+            int escaped = 0;
+            i = json_skip_string(s, i, n, &escaped);
+            if (!i)
+                return 0;       /* the parser has accepted the body, so never here */
         } else if (c == '-' || (c >= '0' && c <= '9')) {
             size_t j = i, nd = 0;
             for (; j < n; j++) {

@@ -192,12 +192,17 @@ static struct exchange *exchange_new(struct worker *w, struct MHD_Connection *co
     if (ex) {
         w->spare_ex = ex->spare_next;
         w->n_spare_ex--;
-        memset(ex, 0, sizeof(*ex));
+        memset(ex, 0, EXCHANGE_ZEROED);
     } else {
-        ex = calloc(1, sizeof(*ex));
+        ex = malloc(sizeof(*ex));
+        if (ex)
+            memset(ex, 0, EXCHANGE_ZEROED);
     }
     if (!ex)
         return NULL;
+    classification_clear(&ex->cls);
+    ex->plan.route = NULL;
+    ex->plan.n_candidates = ex->plan.n_excluded = 0;
     ex->cfg = server_config();
     if (!ex->cfg) {
         free(ex);

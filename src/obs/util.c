@@ -46,6 +46,51 @@ char *u64_decimal(char *end, uint64_t v)
     return end;
 }
 
+/* The high bit of each byte of w that is '"', '\\' or below 0x20, by the
+ * classic zero-byte and less-than tests. A borrow can mark a byte above a
+ * marked one, never below: the lowest mark is exact. */
+static uint64_t json_special_bytes(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+    return (((q - ones) & ~q) | ((bs - ones) & ~bs) | ((w - ones * 0x20) & ~w)) & high;
+}
+
+size_t json_plain_run(const char *s, size_t i, size_t n)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        uint64_t m = json_special_bytes(w);
+        if (m)
+            return i + (size_t)(__builtin_ctzll(m) >> 3);      /* the first byte in memory */
+    }
+#endif
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\' || c < 0x20)
+            return i;
+    }
+    return n;
+}
+
+size_t json_skip_string(const char *s, size_t i, size_t n, int *escaped)
+{
+    for (i++; i < n; i++) {
+        i = json_plain_run(s, i, n);
+        if (i >= n)
+            return 0;
+        if (s[i] == '"')
+            return i + 1;
+        if (s[i] == '\\') {
+            *escaped = 1;
+            i++;        /* and the loop's step goes past the escaped byte */
+        }
+    }
+    return 0;
+}
+
 int buf_append_u64(struct buf *b, uint64_t v)
 {
     char d[U64_DIGITS + 1];

@@ -252,9 +252,16 @@ static void run_builtins(const struct classifier *c, struct scan *sc, const unsi
         detect_numeric(text, len, &num);
 }
 
+void classification_clear(struct classification *out)
+{
+    out->level = 0;
+    out->unreadable = 0;
+    out->n_hits = 0;
+}
+
 static void fail_closed(const struct classifier *c, struct classification *out)
 {
-    memset(out, 0, sizeof(*out));
+    classification_clear(out);
     out->level = c ? c->top : 0;
 }
 
@@ -298,7 +305,7 @@ static int scan_text(const struct classifier *c, struct tls_state *t, const unsi
 void classify_text(const struct classifier *c, const char *text, size_t len,
                    struct classification *out)
 {
-    memset(out, 0, sizeof(*out));
+    classification_clear(out);
     struct tls_state *t = tls_get();
     if (!c || !t || (!text && len)) {
         fail_closed(c, out);
@@ -516,7 +523,7 @@ static void walk(struct flat *f, const cJSON *v, const char *key, int depth)
 void classify_request(const struct classifier *c, const struct config *cfg,
                       const cJSON *body, struct classification *out)
 {
-    memset(out, 0, sizeof(*out));
+    classification_clear(out);
     struct tls_state *t = tls_get();
     if (!c || !t) {
         fail_closed(c, out);

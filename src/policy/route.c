@@ -46,7 +46,7 @@ static void exclude(struct plan *out, int backend, const char *reason)
 
 void route_plan(const struct config *cfg, const struct route_input *in, struct plan *out)
 {
-    memset(out, 0, sizeof(*out));
+    out->n_candidates = out->n_excluded = 0;     /* entries are written in full when added */
     out->route = route_match(cfg, in);
     if (!out->route)
         return;

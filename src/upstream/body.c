@@ -13,21 +13,6 @@ static size_t skip_ws(const char *s, size_t i, size_t n)
     return i;
 }
 
-/* s[i] is '"'; returns the index after the closing quote, or 0 on error.
- * *escaped tells whether the string held a backslash. */
-static size_t skip_string(const char *s, size_t i, size_t n, int *escaped)
-{
-    for (i++; i < n; i++) {
-        if (s[i] == '\\') {
-            *escaped = 1;
-            i++;
-        } else if (s[i] == '"') {
-            return i + 1;
-        }
-    }
-    return 0;
-}
-
 /* Skips one JSON value starting at s[i]; returns the index after it, or 0. */
 static size_t skip_value(const char *s, size_t i, size_t n)
 {
@@ -35,7 +20,7 @@ static size_t skip_value(const char *s, size_t i, size_t n)
     while (i < n) {
         char c = s[i];
         if (c == '"') {
-            i = skip_string(s, i, n, &escaped);
+            i = json_skip_string(s, i, n, &escaped);
             if (!i)
                 return 0;
             if (depth == 0)
@@ -70,7 +55,7 @@ int body_with_model(struct buf *out, const char *raw, size_t n, const char *mode
         if (raw[i] != '"')
             return -1;
         size_t key_start = i + 1;
-        size_t key_end = skip_string(raw, i, n, &escaped);
+        size_t key_end = json_skip_string(raw, i, n, &escaped);
         if (!key_end || escaped)
             return -1;          /* an escaped key could spell "model": let cJSON decide */
         i = skip_ws(raw, key_end, n);
@@ -122,13 +107,14 @@ static int hex4(const char *s)
 static size_t check_string(const char *s, size_t i, size_t n)
 {
     for (i++; i < n; i++) {
+        i = json_plain_run(s, i, n);
+        if (i >= n)
+            return 0;
         unsigned char c = (unsigned char)s[i];
         if (c == '"')
             return i + 1;
         if (c < 0x20)
             return 0;
-        if (c != '\\')
-            continue;
         if (++i >= n)
             return 0;
         if (s[i] == 'u') {

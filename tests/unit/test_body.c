@@ -201,8 +201,46 @@ static void test_buf_format_and_escape(void)
     buf_free(&b);
 }
 
+/* The word-at-a-time scan against a byte loop, on every position and
+ * length over bytes chosen to trip it: the three it stops at, their
+ * neighbours, and high bytes that could fool a borrow. */
+static size_t plain_run_slow(const char *s, size_t i, size_t n)
+{
+    for (; i < n; i++)
+        if (s[i] == '"' || s[i] == '\\' || (unsigned char)s[i] < 0x20)
+            return i;
+    return n;
+}
+
+static void test_json_plain_run(void)
+{
+    static const unsigned char alphabet[] = { 'a', '"', '\\', 0x00, 0x1f, 0x20, 0x21, 0x5b, 0x5d,
+                                              0x7f, 0x80, 0xa2, 0xdc, 0xff, 0x01, '#' };
+    char s[40];
+    unsigned seed = 12345, bad = 0;
+    for (int round = 0; round < 20000; round++) {
+        size_t n = (size_t)(round % 40);
+        for (size_t k = 0; k < n; k++) {
+            seed = seed * 1103515245u + 12345u;
+            /* mostly plain bytes, so runs longer than a word occur */
+            s[k] = (char)((seed >> 16) % 4 ? 'a' + (seed >> 20) % 26 : alphabet[(seed >> 20) % sizeof alphabet]);
+        }
+        for (size_t i = 0; i <= n; i++)
+            bad += json_plain_run(s, i, n) != plain_run_slow(s, i, n);
+    }
+    CHECK(bad == 0);
+    int esc = 0;
+    const char *t = "\"abcdefghijklmnop\\\"qrstuvwxyz\"tail";
+    CHECK(json_skip_string(t, 0, strlen(t), &esc) == strlen(t) - 4 && esc == 1);
+    esc = 0;
+    CHECK(json_skip_string("\"abcdefghij\"", 0, 12, &esc) == 12 && esc == 0);
+    CHECK(json_skip_string("\"abcdefghij\\", 0, 12, &esc) == 0);     /* ends in a backslash */
+    CHECK(json_skip_string("\"abcdefghijk", 0, 12, &esc) == 0);       /* no closing quote */
+}
+
 int main(void)
 {
+    RUN(test_json_plain_run);
     RUN(test_utf8_validation);
     RUN(test_json_scratch);
     RUN(test_buf_format_and_escape);
