@@ -86,9 +86,9 @@ struct exchange {
     /* request */
     struct buf body;
     int body_too_large;
-    cJSON *json;
+    cJSON *json;                /* the parsed body, in the worker's scratch
+                                 * arena: dropped once the request is planned */
     int stream;
-    const char *client_model;   /* points into json */
 
     /* policy (the classification and the plan are in the tables below) */
     int level;

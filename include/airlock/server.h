@@ -28,6 +28,13 @@ struct spare_easy {
     struct easy_tag tag;
 };
 
+/* One client connection's hang-up watch (http/server.c). */
+struct client_watch {
+    struct exchange *ex;        /* the exchange parked on the connection, if any */
+    int armed;                  /* the socket is in the worker's epoll set */
+    int hung_up;                /* the client shut its side of the connection */
+};
+
 struct worker {
     int id;
     pthread_t thread;
@@ -44,8 +51,8 @@ struct worker {
     uint64_t next_deadline;     /* ms; 0 = none */
     struct exchange *unpause;   /* paused transfers whose client has drained */
     struct exchange *reading;   /* requests whose body is still arriving */
-    struct exchange **watched;  /* per client fd: the parked exchange watched on it */
-    int n_watched;
+    struct client_watch *clients;   /* per client fd: its hang-up watch */
+    int n_clients;
     struct buf log;             /* request lines not yet written */
     uint64_t next_reap;         /* ms: next look for clients that hung up mid-body */
     int draining;
@@ -75,8 +82,12 @@ struct config *server_config(void);
 void server_set_config(struct config *cfg);
 
 /* Registers a transfer's easy handle with the worker's multi. */
-/* Watches a client's socket for its hang-up (EPOLLRDHUP, edge-triggered,
- * armed once per exchange); the exchange is forgotten by worker_unwatch. */
+/* A client's socket is watched for its hang-up (EPOLLRDHUP, edge-triggered)
+ * from the moment its connection is accepted, one epoll_ctl per connection;
+ * a hang-up is remembered until the connection closes. worker_watch_client
+ * names the exchange parked on it: 0, or 1 when the client has already
+ * hung up (nothing is then watched), or -1 when it cannot be watched. The
+ * exchange is forgotten by worker_unwatch_client. */
 int worker_watch_client(struct worker *w, struct exchange *ex, int fd);
 void worker_unwatch_client(struct worker *w, struct exchange *ex);
 int worker_add_transfer(struct worker *w, CURL *easy);

@@ -57,6 +57,9 @@ size_t json_skip_string(const char *s, size_t i, size_t n, int *escaped);
 struct cJSON;
 void json_scratch_init(void);
 struct cJSON *json_parse_scratch(const char *s, size_t n);
+/* The same for a whole document: s[n] must be a NUL, and only white space
+ * may follow the value; *end says where parsing stopped. */
+struct cJSON *json_parse_scratch_whole(const char *s, size_t n, const char **end);
 void json_scratch_free(struct cJSON *tree);
 /* Frees this thread's arena (a worker, as it ends). */
 void json_scratch_thread_end(void);

@@ -339,7 +339,7 @@ int handle_prepare(struct exchange *ex)
         return -1;
     }
     const char *end = NULL;
-    ex->json = cJSON_ParseWithLengthOpts(ex->body.data, ex->body.len + 1, &end, 1);
+    ex->json = json_parse_scratch_whole(ex->body.data, ex->body.len, &end);
     if (!ex->json) {
         char msg[128];
         snprintf(msg, sizeof msg, "We could not parse the JSON body of your request (near byte %zu).",
@@ -358,7 +358,6 @@ int handle_prepare(struct exchange *ex)
                       "'model' must be a string.");
         return -1;
     }
-    ex->client_model = model ? model->valuestring : NULL;
     const cJSON *stream = cJSON_GetObjectItemCaseSensitive(ex->json, "stream");
     if (stream && !cJSON_IsBool(stream) && !cJSON_IsNull(stream)) {
         respond_error(ex, 400, "invalid_request_error", "invalid_type", "stream",
@@ -414,7 +413,7 @@ int handle_prepare(struct exchange *ex)
     ex->prompt_tokens =
         text_quarter_tokens(cJSON_GetObjectItemCaseSensitive(ex->json, is_chat ? "messages" : "input")) / 4 + 1;
     struct route_input in = {
-        .model = ex->client_model,
+        .model = model ? model->valuestring : NULL,
         .client = NULL,
         .level = ex->level,
         .prompt_tokens = ex->prompt_tokens,

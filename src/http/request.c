@@ -31,7 +31,12 @@ int exchange_suspend(struct exchange *ex)
     if (ex->client_fd < 0) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (ci && worker_watch_client(ex->worker, ex, ci->connect_fd) == 0)
+        int watch = ci ? worker_watch_client(ex->worker, ex, ci->connect_fd) : -1;
+        if (watch == 1) {           /* it hung up before this request parked */
+            ex->peer_closed = 1;
+            return -1;
+        }
+        if (watch == 0)
             ex->client_fd = ci->connect_fd;
     }
     ex->suspended = 1;
@@ -231,7 +236,7 @@ static void exchange_free(struct exchange *ex)
 {
     if (ex->response)
         MHD_destroy_response(ex->response);
-    cJSON_Delete(ex->json);
+    json_scratch_free(ex->json);
     buf_free(&ex->body);
     buf_free(&ex->upstream_body);
     buf_free(&ex->upstream_resp);
@@ -332,7 +337,12 @@ static void dispatch(struct exchange *ex)
         respond_error(ex, 413, "invalid_request_error", "request_too_large", NULL, msg);
         return;
     }
-    if (handle_prepare(ex) < 0)
+    int prepared = handle_prepare(ex);
+    /* What the tree was for (checks, classification, the plan) is done: it
+     * is not held while the upstream works, and the arena is free again. */
+    json_scratch_free(ex->json);
+    ex->json = NULL;
+    if (prepared < 0)
         return;                 /* answered with an error */
     if (ex->endpoint == EP_EXPLAIN)
         handle_explain(ex);

@@ -148,38 +148,68 @@ static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
  * the low bits); curl's sockets and our own fds carry their plain fd. */
 #define CLIENT_WATCH (1ull << 63)
 
-int worker_watch_client(struct worker *w, struct exchange *ex, int fd)
+static struct client_watch *client_slot(struct worker *w, int fd)
 {
-    struct exchange **t = fd_table_fit(w->watched, &w->n_watched, sizeof *t, fd);
+    struct client_watch *t = fd_table_fit(w->clients, &w->n_clients, sizeof *t, fd);
     if (!t)
-        return -1;
-    w->watched = t;
-    /* MOD re-arms a socket an earlier request on this connection armed
-     * (and reports a hang-up that already happened); ADD a new one. */
+        return NULL;
+    w->clients = t;
+    return &t[fd];
+}
+
+/* Puts the socket in the set; ADD reports a hang-up that already happened. */
+static int client_arm(struct worker *w, struct client_watch *c, int fd)
+{
     struct epoll_event ev = { .events = EPOLLRDHUP | EPOLLET };
     ev.data.u64 = CLIENT_WATCH | (uint64_t)(unsigned)fd;
-    w->watched[fd] = ex;
-    if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 && epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-        w->watched[fd] = NULL;
+    c->armed = epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ||
+               (errno == EEXIST && epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) == 0);
+    return c->armed ? 0 : -1;
+}
+
+/* MHD_OPTION_NOTIFY_CONNECTION: a connection's socket is watched from its
+ * accept to its close (close() takes it out of the set), so a request does
+ * not pay an epoll_ctl of its own. */
+static void connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                              enum MHD_ConnectionNotificationCode code)
+{
+    struct worker *w = cls;
+    (void)socket_context;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct client_watch *c = ci ? client_slot(w, ci->connect_fd) : NULL;
+    if (!c)
+        return;                 /* watched when a request parks, then */
+    *c = (struct client_watch){ 0 };
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        client_arm(w, c, ci->connect_fd);
+}
+
+int worker_watch_client(struct worker *w, struct exchange *ex, int fd)
+{
+    struct client_watch *c = client_slot(w, fd);
+    if (!c || (!c->armed && client_arm(w, c, fd) < 0))
         return -1;
-    }
+    if (c->hung_up)
+        return 1;
+    c->ex = ex;
     return 0;
 }
 
-/* The socket stays in the set until MHD closes it (close() takes it out);
- * an event for it then finds no exchange and is ignored. */
 void worker_unwatch_client(struct worker *w, struct exchange *ex)
 {
-    if (ex->client_fd >= 0 && ex->client_fd < w->n_watched && w->watched[ex->client_fd] == ex)
-        w->watched[ex->client_fd] = NULL;
+    if (ex->client_fd >= 0 && ex->client_fd < w->n_clients && w->clients[ex->client_fd].ex == ex)
+        w->clients[ex->client_fd].ex = NULL;
     ex->client_fd = -1;
 }
 
 static void client_event(struct worker *w, int fd)
 {
-    struct exchange *ex = fd >= 0 && fd < w->n_watched ? w->watched[fd] : NULL;
-    if (ex)
-        request_client_hung_up(ex);
+    if (fd < 0 || fd >= w->n_clients)
+        return;
+    struct client_watch *c = &w->clients[fd];
+    c->hung_up = 1;
+    if (c->ex)
+        request_client_hung_up(c->ex);
 }
 
 int worker_add_transfer(struct worker *w, CURL *easy)
@@ -451,6 +481,7 @@ static int worker_init(struct worker *w, const struct config *cfg, int port)
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
                               MHD_OPTION_NOTIFY_COMPLETED, request_completed, w,
+                              MHD_OPTION_NOTIFY_CONNECTION, connection_notify, w,
                               MHD_OPTION_END);
     if (!w->mhd) {
         log_event("error", "cannot listen on %s:%d: %s", cfg->listen_host, port, strerror(errno));
@@ -490,7 +521,7 @@ static void worker_fini(struct worker *w)
     if (w->multi)
         curl_multi_cleanup(w->multi);
     free(w->curl_fd_events);
-    free(w->watched);
+    free(w->clients);
     if (w->epfd >= 0)
         close(w->epfd);
     if (w->wakefd >= 0)

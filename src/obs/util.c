@@ -277,16 +277,31 @@ void json_scratch_init(void)
     scratch_hooks = 1;
 }
 
+/* whole: s[n] is a NUL and nothing but white space may follow the value
+ * (*end tells where parsing stopped). */
+static cJSON *parse_scratch(const char *s, size_t n, int whole, const char **end)
+{
+    int arena = scratch_hooks && !scratch.live && (scratch.base || (scratch.base = malloc(SCRATCH_BYTES)));
+    if (arena) {
+        scratch.used = 0;
+        scratch.parsing = 1;
+    }
+    cJSON *tree = whole ? cJSON_ParseWithLengthOpts(s, n + 1, end, 1) : cJSON_ParseWithLength(s, n);
+    if (arena) {
+        scratch.parsing = 0;
+        scratch.live = tree != NULL;
+    }
+    return tree;
+}
+
 cJSON *json_parse_scratch(const char *s, size_t n)
 {
-    if (!scratch_hooks || scratch.live || (!scratch.base && !(scratch.base = malloc(SCRATCH_BYTES))))
-        return cJSON_ParseWithLength(s, n);
-    scratch.used = 0;
-    scratch.parsing = 1;
-    cJSON *tree = cJSON_ParseWithLength(s, n);
-    scratch.parsing = 0;
-    scratch.live = tree != NULL;
-    return tree;
+    return parse_scratch(s, n, 0, NULL);
+}
+
+cJSON *json_parse_scratch_whole(const char *s, size_t n, const char **end)
+{
+    return parse_scratch(s, n, 1, end);
 }
 
 void json_scratch_free(cJSON *tree)

@@ -199,9 +199,11 @@ static int build_body(struct exchange *ex, const char *model)
         return buf_append(&ex->upstream_body, ex->body.data, ex->body.len);
     if (body_with_model(&ex->upstream_body, ex->body.data, ex->body.len, model) == 0)
         return 0;
-    /* the splicer declined (an escaped key): re-serialize the parsed tree */
+    /* the splicer declined (an escaped key): parse the body again (it was
+     * checked and the tree dropped when the request was planned) and
+     * re-serialize it */
     ex->upstream_body.len = 0;
-    cJSON *copy = cJSON_Duplicate(ex->json, 1);
+    cJSON *copy = cJSON_ParseWithLength(ex->body.data, ex->body.len);
     if (!copy)
         return -1;
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "model");
