@@ -79,6 +79,28 @@ def _():
         cloud.stop()
 
 
+@test("proxy: a body the splicer declines (an escaped key) still reaches each backend whole, with its model")
+def _():
+    # The request's tree is dropped once the request is planned; an escaped
+    # key makes the splicer decline, so every attempt, the fallback's too,
+    # parses the body again to re-serialize it.
+    local, cloud = Mock("openai", "local"), Mock("openai", "cloud")
+    local.script([{"kind": "status", "code": 500}])
+    a = Airlock(two_backends(local, cloud), env=CLOUD_ENV)
+    try:
+        raw = '{"mod\\u0065l":"whatever","messages":[{"role":"user","content":"hi \\u00e9"}],"n_keep":[1,{"a":null}]}'
+        r = a.request("POST", "/v1/chat/completions", raw)
+        check(r.status == 200 and r.headers.get("x-airlock-backend") == "cloud", (r.status, r.headers, r.body))
+        for m, model in ((local, "llama"), (cloud, "gpt")):
+            sent = json.loads(m.requests()[0]["body"])
+            check(sent == {"model": model, "messages": [{"role": "user", "content": "hi \u00e9"}],
+                           "n_keep": [1, {"a": None}]}, "%s got %r" % (m.name, sent))
+    finally:
+        a.stop()
+        local.stop()
+        cloud.stop()
+
+
 @test("endpoints: embeddings, models, healthz, readyz, 404, 405")
 def _():
     m = Mock("openai", "e")
