@@ -43,6 +43,9 @@ const struct route *route_match(const struct config *cfg, const struct route_inp
 /* Matches a route and filters its `use` chain in the order PRODUCT.md gives:
  * clearance, budget, context window, circuit. */
 void route_plan(const struct config *cfg, const struct route_input *in, struct plan *out);
+/* Empties out: no route, no candidates, no exclusions (the entries are
+ * written in full when added, so the tables are not cleared). */
+void plan_clear(struct plan *out);
 
 /* A shell glob (fnmatch(3): '*', '?', '[...]', '\\' escapes), case-sensitive;
  * '*' also matches '/'. */

@@ -197,17 +197,14 @@ static struct exchange *exchange_new(struct worker *w, struct MHD_Connection *co
     if (ex) {
         w->spare_ex = ex->spare_next;
         w->n_spare_ex--;
-        memset(ex, 0, EXCHANGE_ZEROED);
     } else {
         ex = malloc(sizeof(*ex));
-        if (ex)
-            memset(ex, 0, EXCHANGE_ZEROED);
     }
     if (!ex)
         return NULL;
+    memset(ex, 0, EXCHANGE_ZEROED);
     classification_clear(&ex->cls);
-    ex->plan.route = NULL;
-    ex->plan.n_candidates = ex->plan.n_excluded = 0;
+    plan_clear(&ex->plan);
     ex->cfg = server_config();
     if (!ex->cfg) {
         free(ex);

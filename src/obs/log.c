@@ -24,6 +24,17 @@ const char *outcome_name(enum outcome o)
     return (unsigned)o < sizeof names / sizeof names[0] ? names[o] : "unknown";
 }
 
+/* ".ddd" for v (0-999), and a NUL after it: the fraction of the timestamp
+ * and of the request's milliseconds. */
+static void thousandths(char out[5], unsigned v)
+{
+    out[0] = '.';
+    out[1] = (char)('0' + v / 100 % 10);
+    out[2] = (char)('0' + v / 10 % 10);
+    out[3] = (char)('0' + v % 10);
+    out[4] = '\0';
+}
+
 /* ISO 8601 UTC with milliseconds; the date and time part is formatted once
  * per second per thread (gmtime_r and strftime showed in profiles). */
 static void timestamp(char *out, size_t n)
@@ -39,8 +50,10 @@ static void timestamp(char *out, size_t n)
             cached[0] = 0;
         cached_sec = ts.tv_sec;
     }
-    long ms = ts.tv_nsec / 1000000;
-    char frac[6] = { '.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', 0 };
+    char frac[6];
+    thousandths(frac, (unsigned)(ts.tv_nsec / 1000000));
+    frac[4] = 'Z';
+    frac[5] = '\0';
     size_t len = strlen(cached);
     if (len + sizeof frac > n)
         len = 0;
@@ -139,7 +152,8 @@ void log_exchange(const struct exchange *ex)
     if (ex->ended_early)
         rc |= buf_puts(&b, ",\"aborted\":true");
     uint64_t us = now_us() - ex->started_us;
-    char ms_frac[5] = { '.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10), 0 };
+    char ms_frac[5];
+    thousandths(ms_frac, (unsigned)(us % 1000));
     rc |= buf_puts(&b, ",\"bytes_in\":");
     rc |= buf_append_u64(&b, ex->bytes_in);
     rc |= buf_puts(&b, ",\"bytes_out\":");

@@ -44,9 +44,15 @@ static void exclude(struct plan *out, int backend, const char *reason)
         out->excluded[out->n_excluded++] = (struct exclusion){ backend, reason };
 }
 
+void plan_clear(struct plan *out)
+{
+    out->route = NULL;
+    out->n_candidates = out->n_excluded = 0;
+}
+
 void route_plan(const struct config *cfg, const struct route_input *in, struct plan *out)
 {
-    out->n_candidates = out->n_excluded = 0;     /* entries are written in full when added */
+    plan_clear(out);
     out->route = route_match(cfg, in);
     if (!out->route)
         return;
