@@ -60,7 +60,9 @@ struct worker {
     int suspended;              /* connections parked with MHD_suspend_connection */
     int mhd_due;                /* MHD has work: ready socket or resumed connection */
     uint64_t drain_deadline;
-    unsigned long connections;
+    unsigned connections;       /* client connections open */
+    unsigned connection_limit;  /* MHD's, from the open-file limit */
+    uint64_t limit_logged_at;   /* ms: last "at the connection limit" line */
     struct spare_easy spare[64];    /* finished easy handles, kept for reuse */
     int n_spare;
     struct exchange *spare_ex;  /* freed exchanges, reused: a 7 KB calloc per

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -175,6 +176,22 @@ static void connection_notify(void *cls, struct MHD_Connection *conn, void **soc
 {
     struct worker *w = cls;
     (void)socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        w->connections--;
+        /* At its connection limit, or after accept() failed with EMFILE,
+         * MHD takes the listening socket out of its epoll set, and puts it
+         * back only at the start of its next run once a connection has
+         * closed. Nothing in the set would wake us for that run, and the
+         * listen backlog would wait for ever: it is run again now. */
+        w->mhd_due = 1;
+    } else if (++w->connections >= w->connection_limit) {
+        uint64_t now = now_ms();
+        if (!w->limit_logged_at || now - w->limit_logged_at >= 60000) {
+            w->limit_logged_at = now;
+            log_event("warn", "worker %d is at its limit of %u client connections (from the open-file "
+                      "limit); new connections wait in the listen backlog", w->id, w->connections);
+        }
+    }
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     struct client_watch *c = ci ? client_slot(w, ci->connect_fd) : NULL;
     if (!c)
@@ -327,6 +344,8 @@ void worker_note_deadline(struct worker *w, uint64_t deadline_ms)
 
 static int loop_timeout(struct worker *w, uint64_t now)
 {
+    if (w->mhd_due)
+        return 0;
     long t = -1;
     if (w->curl_timeout_ms >= 0) {
         uint64_t due = w->curl_timer_set_at + (uint64_t)w->curl_timeout_ms;
@@ -462,7 +481,24 @@ static void *worker_main(void *arg)
 
 /* ---- start and stop ---- */
 
-static int worker_init(struct worker *w, const struct config *cfg, int port)
+/* Each client connection may hold an upstream socket, and a worker keeps
+ * up to as many idle ones for reuse: three descriptors per connection, after
+ * a reserve for listeners, epoll sets, probes, logs and config reads. At its
+ * limit MHD leaves new connections in the listen backlog, as HAProxy's
+ * maxconn does, where past the open-file limit accept() would fail. */
+#define FD_RESERVE 64
+#define MAX_CONNECTIONS 60000u
+
+static unsigned connection_limit(int n)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return MAX_CONNECTIONS;
+    rlim_t per = rl.rlim_cur > FD_RESERVE ? (rl.rlim_cur - FD_RESERVE) / (rlim_t)n / 3 : 1;
+    return per < 1 ? 1 : per > MAX_CONNECTIONS ? MAX_CONNECTIONS : (unsigned)per;
+}
+
+static int worker_init(struct worker *w, const struct config *cfg, int port, unsigned limit)
 {
     struct sockaddr_storage ss;
     int v6;
@@ -477,7 +513,7 @@ static int worker_init(struct worker *w, const struct config *cfg, int port)
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                               MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                               MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)60000,
+                              MHD_OPTION_CONNECTION_LIMIT, limit,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
                               MHD_OPTION_NOTIFY_COMPLETED, request_completed, w,
@@ -505,7 +541,8 @@ static int worker_init(struct worker *w, const struct config *cfg, int port)
     curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
     curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
     curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
-    curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, 1024L);
+    curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, (long)(limit < 1024 ? limit : 1024));
+    w->connection_limit = limit;
     return 0;
 }
 
@@ -536,11 +573,15 @@ int server_start(struct config *cfg)
     if (!workers)
         return -1;
     int port = cfg->listen_port;
+    unsigned limit = connection_limit(n_workers);
+    if (limit < 1024)
+        log_event("warn", "the open-file limit allows %u client connections per worker, %u in all; "
+                  "raise it (LimitNOFILE=) for more", limit, limit * (unsigned)n_workers);
     for (int i = 0; i < n_workers; i++) {
         struct worker *w = &workers[i];
         w->id = i;
         w->epfd = w->wakefd = -1;
-        if (worker_init(w, cfg, port) < 0)
+        if (worker_init(w, cfg, port, limit) < 0)
             goto fail;
         if (port == 0) {
             const union MHD_DaemonInfo *info = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_BIND_PORT);

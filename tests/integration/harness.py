@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -171,7 +172,7 @@ class StreamResult:
 
 
 class Airlock:
-    def __init__(self, yaml_text, env=None, workers=2):
+    def __init__(self, yaml_text, env=None, workers=2, nofile=None):
         fd, self.path = tempfile.mkstemp(prefix="airlock-test-", suffix=".yaml")
         if "listen:" not in yaml_text:
             yaml_text = "listen: 127.0.0.1:0\n" + yaml_text
@@ -185,7 +186,11 @@ class Airlock:
         if VALGRIND:
             args = ["valgrind", "--leak-check=full", "--errors-for-leak-kinds=definite",
                     "--error-exitcode=99", "--quiet"] + args
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=full_env)
+        limit = None
+        if nofile:          # the daemon's open-file limit, soft and hard
+            limit = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=full_env,
+                                     preexec_fn=limit)
         _children.append(self.proc)
         self.lines = []
         self._port_seen = threading.Event()

@@ -3,8 +3,10 @@ stream through each kind of server, what goes upstream, headers, errors in
 OpenAI's shape, hostile bodies, relay timing, client abort, concurrency,
 shutdown, and the command line."""
 import asyncio
+import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -454,6 +456,51 @@ def _():
         print("   1000 concurrent streams: all complete in %.1fs" % (time.time() - t0))
         check(a.chat("after").status == 200, "still serving")
     finally:
+        a.stop()
+        m.stop()
+
+
+@test("open-file limit: connections past it wait in the backlog, then are served; accepted ones keep working")
+def _():
+    m = Mock("openai", "fdlimit")
+    # (256 - 64 reserved) / 2 workers / 3 descriptors a connection = 32 each
+    a = Airlock("backends:\n" + backend("b", m), nofile=256)
+    idle = []
+    try:
+        found = [re.search(r"allows (\d+) client connections per worker, (\d+) in all", l) for l in a.lines]
+        found = [f for f in found if f]
+        check(found, "no start-up warning about the open-file limit: %r" % a.lines[:3])
+        per = int(found[0].group(1))     # valgrind keeps a few descriptors of its own
+        check(per == 32 or (VALGRIND and 24 <= per < 32) and int(found[0].group(2)) == 2 * per,
+              "limit per worker: %s" % found[0].group(0))
+        kept = http.client.HTTPConnection("127.0.0.1", a.port, timeout=10 * SLOW)
+        kept.request("POST", "/v1/chat/completions", body=json.dumps({"model": "m", "messages": []}),
+                     headers={"Content-Type": "application/json"})
+        check(kept.getresponse().read() is not None, "first request on the kept connection")
+        for _ in range(2 * per + 80):   # more than both workers may hold
+            idle.append(socket.create_connection(("127.0.0.1", a.port), timeout=5))
+        deadline = time.time() + 5 * SLOW
+        while time.time() < deadline and not any("at its limit of %d client connections" % per in l for l in a.lines):
+            time.sleep(0.05)
+        check(any("at its limit of %d client connections" % per in l for l in a.lines),
+              "no warning at the connection limit")
+        body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "kept"}]})
+        kept.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+        r = kept.getresponse()
+        check(r.status == 200 and b"hello from fdlimit" in r.read(), "an accepted connection stalls at the limit")
+        kept.close()
+        for s in idle:
+            s.close()
+        idle = []
+        # Every new connection lands on one worker's listen backlog or the
+        # other's: each must be taken up again once connections close.
+        for i in range(24):
+            r = a.chat("after %d" % i, timeout=5 * SLOW)
+            check(r.status == 200, "request %d after the limit: %d" % (i, r.status))
+        check(a.proc.poll() is None, "daemon died")
+    finally:
+        for s in idle:
+            s.close()
         a.stop()
         m.stop()
 
