@@ -390,6 +390,14 @@ enum outcome attempt_verdict(struct exchange *ex, CURLcode rc)
         o = OUT_CONNECT;
         snprintf(t->detail, sizeof t->detail, "no connection within connect_ms=%ld",
                  ex->cfg->backends[ex->backend].timeouts.connect_ms);
+    } else if (rc == CURLE_UNSUPPORTED_PROTOCOL && ex->easy && connected(ex)) {
+        /* curl's word for an answer with no HTTP status line (HTTP/0.9,
+         * garbage): the server was reached, its answer is what is wrong */
+        o = OUT_BAD_RESPONSE;
+        snprintf(t->detail, sizeof t->detail, "an answer that is not HTTP");
+    } else if (rc == CURLE_OUT_OF_MEMORY && st) {
+        o = OUT_BAD_RESPONSE;   /* curl's code for a header line over its 100 KB, too */
+        snprintf(t->detail, sizeof t->detail, "a response header over 100 KB, or out of memory");
     } else if (rc != CURLE_OK) {
         o = from_curl(rc);
         snprintf(t->detail, sizeof t->detail, "%s", curl_easy_strerror(rc));

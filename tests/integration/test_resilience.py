@@ -278,7 +278,25 @@ def _():
              expect_backend="cloud", expect_cloud=1)
     scenario("301 redirect (not followed)", raw=[uf.http_head(301, "text/html", 0, {"Location": "http://x/"},
                                                               "Moved")], expect_backend="cloud", expect_cloud=1)
+    # The server was reached and its answer is bad: the 5xx trigger, not connect
+    only_5xx = "fallback: { on: [5xx], circuit: { failures: 1000, open_ms: 1000 } }\n"
+    for name, raw, detail in (
+            ("no HTTP status line (HTTP/0.9)", [b'{"id":"x","choices":[]}', ("close",)], "an answer that is not HTTP"),
+            ("garbage status line", [b"HTTP/1.1 abc OK\r\nContent-Length: 2\r\n\r\n{}"], "an answer that is not HTTP"),
+            ("a response header over 100 KB", [uf.http_head(200, "application/json", 2, {"X-Big": "a" * 150000}) +
+                                               b"{}"], "a response header over 100 KB")):
+        scenario(name, raw=raw, expect_backend="cloud", expect_cloud=1, fallback=only_5xx,
+                 check_extra=lambda r, a, l, c, d=detail: first_attempt(a, "bad_response", d))
     embeddings_fallback()
+
+
+def first_attempt(a, outcome, detail):
+    """The request's log line names the first attempt's outcome and why."""
+    deadline = time.time() + 5
+    while not a.request_logs() and time.time() < deadline:
+        time.sleep(0.05)
+    t = a.request_logs()[-1]["attempts"][0]
+    check(t["outcome"] == outcome and detail in t["detail"], "first attempt logged as %r" % t)
 
 
 def embeddings_fallback():
