@@ -86,6 +86,7 @@ struct exchange {
     /* request */
     struct buf body;
     int body_too_large;
+    int bad_framing;            /* Content-Length twice, or with Transfer-Encoding */
     cJSON *json;                /* the parsed body, in the worker's scratch
                                  * arena: dropped once the request is planned */
     int stream;

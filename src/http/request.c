@@ -289,6 +289,16 @@ static int peer_allowed(struct exchange *ex)
 static void dispatch(struct exchange *ex)
 {
     reading_remove(ex->worker, ex);
+    if (ex->bad_framing) {
+        /* Where such a body ends is what a request smuggler plays on: the
+         * connection is not read past it. */
+        respond_error(ex, 400, "invalid_request_error", "invalid_framing", NULL,
+                      "The request has Content-Length twice with different values, or both "
+                      "Content-Length and Transfer-Encoding");
+        if (ex->response)
+            MHD_add_response_header(ex->response, MHD_HTTP_HEADER_CONNECTION, "close");
+        return;
+    }
     if (!peer_allowed(ex)) {
         respond_error(ex, 403, "permission_error", "forbidden", NULL,
                       "only loopback clients may connect when no client keys are configured");
@@ -357,6 +367,34 @@ static enum MHD_Result queue_ready_response(struct exchange *ex)
     return rc;
 }
 
+struct framing {
+    const char *length;         /* the last Content-Length seen */
+    int conflict;
+};
+
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct framing *f = cls;
+    (void)kind;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        f->conflict |= f->length && strcmp(f->length, value ? value : "") != 0;
+        f->length = value ? value : "";
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->conflict = 1;        /* only reached with a Content-Length: see below */
+    }
+    return MHD_YES;
+}
+
+/* libmicrohttpd frames the body by the first Content-Length, or by chunked
+ * when Transfer-Encoding is there too (RFC 9112 6.3 asks that such a
+ * request be refused, or answered and its connection closed). */
+static int framing_conflicts(struct MHD_Connection *conn)
+{
+    struct framing f = { 0 };
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_header, &f);
+    return f.conflict;
+}
+
 /* The most an over-limit body is read (and dropped) for a clean 413. */
 #define DISCARD_MAX_BYTES (64ull << 20)
 
@@ -377,6 +415,8 @@ enum MHD_Result request_handler(void *cls, struct MHD_Connection *conn, const ch
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
+        if (cl)
+            ex->bad_framing = framing_conflicts(conn);
         if (cl && len > ex->cfg->max_body_bytes) {
             ex->body_too_large = 1;
             /* A client waiting for "100 Continue", or about to send far more

@@ -193,6 +193,63 @@ def raw_send(port, data, timeout=10):
         s.close()
 
 
+def read_to_close(s, limit=10.0):
+    """Everything the daemon sends until it closes the connection; None if it
+    keeps it open past `limit` seconds."""
+    s.settimeout(limit * SLOW)
+    out = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+    except socket.timeout:
+        return None
+    finally:
+        s.close()
+
+
+@test("framing: Content-Length twice or with Transfer-Encoding is a 400 that closes the connection; "
+      "nothing smuggled behind it runs")
+def _():
+    m = Mock("openai", "frame")
+    a = Airlock("backends:\n" + backend("b", m))
+    try:
+        body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "front"}]}).encode()
+        smuggled = json.dumps({"model": "m", "messages": [{"role": "user", "content": "smuggled"}]}).encode()
+        behind = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(smuggled)
+                  + smuggled)
+        head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        cases = {
+            "two lengths": head + b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n" % (
+                len(body), len(body) + len(behind)) + body + behind,
+            "length and chunked": head + b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n" % len(body)
+                + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n" + behind,
+        }
+        for name, data in cases.items():
+            s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+            s.sendall(data)
+            out = read_to_close(s)
+            check(out is not None, "%s: connection kept open after the 400" % name)
+            check(out.startswith(b"HTTP/1.1 400 ") and b'"invalid_framing"' in out,
+                  "%s: %r" % (name, out[:200]))
+            check(out.count(b"HTTP/1.1 ") == 1, "%s: a request behind the body was answered: %r" % (name, out))
+        # the same length twice frames the body one way only: accepted
+        s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+        s.sendall(head + b"Content-Length: %d\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % (
+            len(body), len(body)) + body)
+        out = read_to_close(s)
+        check(out is not None and out.startswith(b"HTTP/1.1 200 "), "equal lengths: %r" % (out or b"")[:200])
+        time.sleep(0.2)
+        sent = [json.dumps(r.get("body")) for r in m.requests()]
+        check(len(sent) == 1 and "front" in sent[0], "the mock got %r" % sent)
+        check(not any("smuggled" in x for x in sent), "a smuggled request reached the backend")
+    finally:
+        a.stop()
+        m.stop()
+
+
 @test("hostile bodies: truncated, huge, deeply nested, invalid UTF-8, NUL bytes", timeout=120)
 def _():
     m = Mock("openai", "h")
