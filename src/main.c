@@ -126,10 +126,13 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
+    if (log_start(LOG_PENDING_MAX) < 0)
+        log_event("warn", "no log writer thread: lines are written by the workers");
 
     if (server_start(cfg) < 0) {
         config_unref(cfg);
         curl_global_cleanup();
+        log_stop(1000);
         return 1;
     }
     probe_start();
@@ -160,5 +163,6 @@ int main(int argc, char **argv)
     server_drain_and_stop(drain_ms);
     curl_global_cleanup();
     log_event("info", "stopped");
+    log_stop(2000);             /* a stderr that takes nothing does not hold up the exit */
     return 0;
 }

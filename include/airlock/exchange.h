@@ -210,10 +210,9 @@ void proxy_unpause_ready(struct worker *w);
 ssize_t proxy_stream_reader(void *cls, uint64_t pos, char *buf, size_t max);
 
 /* obs/log.c */
-/* Adds the request's line to its worker's log buffer; log_flush() writes it
- * (the worker loop does before it sleeps): one write for many requests. */
+/* Adds the request's line to its worker's log buffer; log_flush() hands it
+ * on (the worker loop does before it sleeps): one hand-off for many requests. */
 void log_exchange(const struct exchange *ex);
-void log_flush(struct buf *lines);
 
 const char *outcome_name(enum outcome o);
 

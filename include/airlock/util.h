@@ -36,6 +36,17 @@ uint64_t now_us(void);
  * keys or matched text in fmt's arguments. */
 void log_event(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Hands whole lines to the log writer and empties `lines`; without a
+ * running writer, writes them at once. */
+void log_flush(struct buf *lines);
+/* The writer thread (obs/log.c): a stderr that stops taking lines never
+ * blocks the caller; up to pending_max bytes wait, lines past that are
+ * dropped and counted. log_stop writes what waits, for up to wait_ms
+ * (-1: stuck in a write; the thread is left to exit with the process). */
+#define LOG_PENDING_MAX ((size_t)4 << 20)
+int log_start(size_t pending_max);
+int log_stop(long wait_ms);
+
 /* 1 when s[0..n) is well-formed UTF-8 (no overlongs, surrogates or values
  * past U+10FFFF): JSON must be, and the classifier must see what the
  * backend will. */

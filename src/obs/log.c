@@ -3,6 +3,7 @@
  * lines. Never prompt or completion text, never keys, never matched PII:
  * only names and numbers from the config and the exchange's bookkeeping. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -61,33 +62,154 @@ static void timestamp(char *out, size_t n)
     memcpy(out + len, frac, sizeof frac);
 }
 
-/* Writes whole lines, at most PIPE_BUF bytes per write (atomic on a pipe:
- * lines of different threads never interleave), and empties `lines`. */
-void log_flush(struct buf *lines)
+/* Writes whole lines, at most 4 KiB per write; gives up on an error. */
+static void write_all(const char *p, size_t len)
 {
     size_t off = 0;
-    while (off < lines->len) {
-        size_t n = lines->len - off;
+    while (off < len) {
+        size_t n = len - off;
         if (n > 4096) {
-            const char *cut = memrchr(lines->data + off, '\n', 4096);
-            n = cut ? (size_t)(cut - (lines->data + off)) + 1 : 4096;
+            const char *cut = memrchr(p + off, '\n', 4096);
+            n = cut ? (size_t)(cut - (p + off)) + 1 : 4096;
         }
-        ssize_t k = write(STDERR_FILENO, lines->data + off, n);
+        ssize_t k = write(STDERR_FILENO, p + off, n);
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0)
-            break;              /* stderr gone or full: drop rather than block the loop */
+            break;              /* stderr gone: the lines are dropped */
         off += (size_t)k;
     }
-    lines->len = 0;
 }
 
-static void write_line(struct buf *b)
+/* ---- the writer ----
+ * stderr is written by a thread of its own. A reader that stops reading (a
+ * stalled journald, a pipe nobody drains) would otherwise block the worker
+ * that writes, and every request on it, at the first full pipe. Lines wait
+ * in one buffer of at most `pending_max` bytes; lines past it are dropped,
+ * counted, and the count is logged once stderr takes lines again. The
+ * writer sleeps until lines wait, then gathers for LOG_BATCH_MS: one
+ * wake-up per batch under load, none when idle. Before log_start() and
+ * after log_stop(), lines are written at once by the thread that has them. */
+#define LOG_BATCH_MS 10
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t log_cv = PTHREAD_COND_INITIALIZER;
+static struct buf log_pending;
+static size_t log_pending_max;
+static unsigned long log_dropped;
+static int log_running, log_stopping;
+static pthread_t log_thread;
+
+static void event_line(struct buf *b, const char *level, const char *msg)
 {
-    if (!b->data)
+    char ts[40];
+    timestamp(ts, sizeof ts);
+    buf_appendf(b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level);
+    buf_append_json_string(b, msg);
+    buf_puts(b, "}\n");
+}
+
+static unsigned long count_lines(const struct buf *b)
+{
+    unsigned long n = 0;
+    for (const char *p = b->data, *end = b->data + b->len; (p = memchr(p, '\n', (size_t)(end - p))); p++)
+        n++;
+    return n;
+}
+
+static void *log_writer(void *arg)
+{
+    struct buf out = { 0 };
+    (void)arg;
+    pthread_mutex_lock(&log_mu);
+    for (;;) {
+        while (!log_pending.len && !log_dropped && !log_stopping)
+            pthread_cond_wait(&log_cv, &log_mu);
+        if (!log_pending.len && !log_dropped)
+            break;              /* stopping, and all written */
+        if (!log_stopping) {
+            pthread_mutex_unlock(&log_mu);
+            struct timespec gather = { 0, LOG_BATCH_MS * 1000000L };
+            nanosleep(&gather, NULL);
+            pthread_mutex_lock(&log_mu);
+        }
+        struct buf t = log_pending;
+        log_pending = out;
+        out = t;
+        unsigned long dropped = log_dropped;
+        log_dropped = 0;
+        pthread_mutex_unlock(&log_mu);
+        write_all(out.data, out.len);
+        out.len = 0;
+        if (dropped) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "%lu log lines dropped: stderr did not take them in time", dropped);
+            event_line(&out, "warn", msg);
+            write_all(out.data, out.len);
+            out.len = 0;
+        }
+        pthread_mutex_lock(&log_mu);
+    }
+    log_running = 0;
+    pthread_mutex_unlock(&log_mu);
+    buf_free(&out);
+    return NULL;
+}
+
+int log_start(size_t pending_max)
+{
+    pthread_mutex_lock(&log_mu);
+    log_pending_max = pending_max;
+    log_stopping = 0;
+    log_running = pthread_create(&log_thread, NULL, log_writer, NULL) == 0;
+    int ok = log_running;
+    pthread_mutex_unlock(&log_mu);
+    return ok ? 0 : -1;
+}
+
+int log_stop(long wait_ms)
+{
+    pthread_mutex_lock(&log_mu);
+    int running = log_running;
+    log_stopping = 1;
+    pthread_cond_signal(&log_cv);
+    pthread_mutex_unlock(&log_mu);
+    if (!running)
+        return 0;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    if (pthread_timedjoin_np(log_thread, NULL, &until) != 0)
+        return -1;              /* stuck in a write: left behind at exit */
+    pthread_mutex_lock(&log_mu);
+    buf_free(&log_pending);
+    pthread_mutex_unlock(&log_mu);
+    return 0;
+}
+
+void log_flush(struct buf *lines)
+{
+    if (!lines->len)
         return;
-    buf_puts(b, "\n");
-    log_flush(b);
+    pthread_mutex_lock(&log_mu);
+    if (!log_running) {
+        pthread_mutex_unlock(&log_mu);
+        write_all(lines->data, lines->len);
+    } else {
+        int was_empty = log_pending.len == 0;
+        if (log_pending.len + lines->len > log_pending_max ||
+            buf_append(&log_pending, lines->data, lines->len) < 0)
+            log_dropped += count_lines(lines);
+        else if (was_empty)
+            pthread_cond_signal(&log_cv);
+        pthread_mutex_unlock(&log_mu);
+    }
+    lines->len = 0;
 }
 
 void log_exchange(const struct exchange *ex)
@@ -171,16 +293,14 @@ void log_exchange(const struct exchange *ex)
 
 void log_event(const char *level, const char *fmt, ...)
 {
-    char ts[40], msg[1024];
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    timestamp(ts, sizeof ts);
     struct buf b = { 0 };
-    buf_appendf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":", ts, level);
-    buf_append_json_string(&b, msg);
-    buf_puts(&b, "}");
-    write_line(&b);
+    event_line(&b, level, msg);
+    if (b.data)
+        log_flush(&b);
     buf_free(&b);
 }

@@ -4,6 +4,7 @@ timing, and the test registry run.py drives. Every process started here is
 killed at exit, whatever happens to the test."""
 import atexit
 import http.client
+import itertools
 import json
 import os
 import re
@@ -24,6 +25,8 @@ MOCKUP = os.path.join(ROOT, "tests", "upstream", "mockup.py")
 
 TESTS = []
 _children = []
+SYNC_MARK = "logsync-"                 # request ids of Airlock.sync_logs' markers
+_sync_ids = itertools.count(1)
 
 
 def test(name, timeout=60):
@@ -172,10 +175,13 @@ class StreamResult:
 
 
 class Airlock:
-    def __init__(self, yaml_text, env=None, workers=2, nofile=None):
+    def __init__(self, yaml_text, env=None, workers=2, nofile=None, unread_stderr=False):
+        """unread_stderr: nobody reads the daemon's stderr until read_stderr()
+        (the listen port is then chosen here, not read from the log)."""
         fd, self.path = tempfile.mkstemp(prefix="airlock-test-", suffix=".yaml")
+        fixed_port = free_port() if unread_stderr else None
         if "listen:" not in yaml_text:
-            yaml_text = "listen: 127.0.0.1:0\n" + yaml_text
+            yaml_text = "listen: 127.0.0.1:%d\n" % (fixed_port or 0) + yaml_text
         if "workers:" not in yaml_text:
             yaml_text = "workers: %d\n" % workers + yaml_text
         with os.fdopen(fd, "w") as f:
@@ -193,9 +199,14 @@ class Airlock:
                                      preexec_fn=limit)
         _children.append(self.proc)
         self.lines = []
+        self._marks_seen = set()
+        self._reader = None
         self._port_seen = threading.Event()
-        self.port = None
-        threading.Thread(target=self._read_stderr, daemon=True).start()
+        self.port = fixed_port
+        if fixed_port:
+            self._port_seen.set()
+        else:
+            self.read_stderr()
         if not self._port_seen.wait(15 * SLOW):
             self.proc.kill()
             raise RuntimeError("airlock did not start:\n" + "\n".join(self.lines[-20:]))
@@ -209,16 +220,43 @@ class Airlock:
                 time.sleep(0.05)
         raise RuntimeError("airlock /healthz did not answer")
 
+    def read_stderr(self):
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+
     def _read_stderr(self):
         for raw in self.proc.stderr:
             line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.lines.append(line)
+            if SYNC_MARK not in line:
+                self.lines.append(line)
+            else:
+                self._marks_seen.add(line)
             m = re.search(r"listening on [^ ]*:(\d+) with", line)
             if m:
                 self.port = int(m.group(1))
                 self._port_seen.set()
 
+    def sync_logs(self):
+        """Waits until what the daemon has logged so far has been read. Its log
+        writer gathers lines for up to 10 ms, so a request's line can trail the
+        answer: a /healthz with a marker id is logged after it."""
+        if self._reader is None:
+            return
+        if self.proc.poll() is not None:
+            self._reader.join(5)                        # exited: read to EOF
+            return
+        mark = "%s%d" % (SYNC_MARK, next(_sync_ids))
+        try:
+            self.request("GET", "/healthz", headers={"x-request-id": mark}, timeout=5 * SLOW)
+        except OSError:
+            time.sleep(0.2 * SLOW)                      # not accepting (draining): a fixed wait
+            return
+        deadline = time.time() + 5 * SLOW
+        while time.time() < deadline and not any(mark in l for l in list(self._marks_seen)):
+            time.sleep(0.005)
+
     def log_lines(self):
+        self.sync_logs()
         out = []
         for line in list(self.lines):
             try:
@@ -231,6 +269,7 @@ class Airlock:
         return [l for l in self.log_lines() if l.get("msg") == "request"]
 
     def stderr_text(self):
+        self.sync_logs()
         return "\n".join(self.lines)
 
     def request(self, method, path, body=None, headers=None, timeout=30):

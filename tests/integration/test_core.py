@@ -760,6 +760,32 @@ def _():
         os.unlink(path)
 
 
+@test("logs: a stderr nobody reads never stalls a request; its lines all arrive once it is read", timeout=120)
+def _():
+    m = Mock("openai", "quiet")
+    a = Airlock("backends:\n" + backend("b", m), unread_stderr=True)
+    n = 1500                    # some 500 KB of log lines: the 64 KiB pipe is full after 200
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", a.port, timeout=10 * SLOW)
+        body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+        for i in range(n):
+            c.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            r.read()
+            check(r.status == 200, "request %d: %d" % (i, r.status))
+        c.close()
+        a.read_stderr()
+        deadline = time.time() + 20 * SLOW
+        while time.time() < deadline and len([l for l in a.request_logs() if l["path"] == "/v1/chat/completions"]) < n:
+            time.sleep(0.1)
+        got = [l for l in a.request_logs() if l["path"] == "/v1/chat/completions"]
+        check(len(got) == n, "%d of %d request lines arrived" % (len(got), n))
+        check(not any("dropped" in l for l in a.lines), "lines dropped under the bound")
+    finally:
+        a.stop()
+        m.stop()
+
+
 @test("logs: one JSON line per request, never the prompt, completion or key")
 def _():
     local, cloud = Mock("openai", "local"), Mock("openai", "cloud")

@@ -292,10 +292,7 @@ def _():
 
 def first_attempt(a, outcome, detail):
     """The request's log line names the first attempt's outcome and why."""
-    deadline = time.time() + 5
-    while not a.request_logs() and time.time() < deadline:
-        time.sleep(0.05)
-    t = a.request_logs()[-1]["attempts"][0]
+    t = [l for l in a.request_logs() if l["path"] == "/v1/chat/completions"][-1]["attempts"][0]
     check(t["outcome"] == outcome and detail in t["detail"], "first attempt logged as %r" % t)
 
 
@@ -847,7 +844,7 @@ def _():
         r = a.chat("hi")
         check(r.status == 502 and local.count() == n + 1 and cloud.count() == 2, "try-anyway: %d %d %d" %
               (r.status, local.count(), cloud.count()))
-        check(any("trying local anyway" in line for line in a.lines), "the log does not say which was tried anyway")
+        check("trying local anyway" in a.stderr_text(), "the log does not say which was tried anyway")
         time.sleep(0.85)
         check(a.request("GET", "/readyz").status == 200, "readyz after open_ms")
     finally:
