@@ -227,12 +227,18 @@ def report(results_path, out_path):
         row("latency p50, c=1, every process on one vCPU", _us(d["lat1"]["p50_ms"]), _us(n["lat1"]["p50_ms"]),
             _us(a["lat1"]["p50_ms"]), ratio(a["lat1"]["p50_ms"], n["lat1"]["p50_ms"]))
         row("added p50 over direct, one vCPU (the proxies' own work)", "—", _us(an1), _us(aa1), ratio(aa1, an1))
-    fl = r.get("floor", {})
-    for kind, label in (("lat", ""), ("lat1", ", one vCPU")):
-        if (fl.get(kind) or {}).get("p50_ms") is not None and d.get(kind, {}).get("p50_ms") is not None:
-            af, an_ = added(fl[kind]["p50_ms"], d[kind]["p50_ms"]), added(n[kind]["p50_ms"], d[kind]["p50_ms"])
-            row("added p50%s, MHD + libcurl alone (bench/floor_proxy.c) in the airlock column" % label, "—",
-                _us(an_), _us(af), ratio(af, an_))
+    # references in the latency rounds: the libraries alone, nginx untuned
+    for ref, what, col in (("floor", "MHD + libcurl alone (bench/floor_proxy.c)", "airlock"),
+                           ("stock", "nginx's stock proxy_pass (no upstream keep-alive)", "nginx")):
+        x = r.get(ref, {})
+        for kind, label in (("lat", ""), ("lat1", ", one vCPU")):
+            if (x.get(kind) or {}).get("p50_ms") is None or d.get(kind, {}).get("p50_ms") is None:
+                continue
+            ax = added(x[kind]["p50_ms"], d[kind]["p50_ms"])
+            other = added((n if col == "airlock" else a)[kind]["p50_ms"], d[kind]["p50_ms"])
+            ng_col, al_col = (other, ax) if col == "airlock" else (ax, other)
+            row("added p50%s, %s in the %s column" % (label, what, col), "—", _us(ng_col), _us(al_col),
+                ratio(al_col, ng_col))
     row("**req/s, c=64** (non-stream)", _f(d["tput"]["rps"], "", 0), _f(n["tput"]["rps"], "", 0),
         _f(a["tput"]["rps"], "", 0), ratio(a["tput"]["rps"], n["tput"]["rps"]))
     row("latency p50 / p99, c=64", *["%s / %s" % (_f(x["tput"]["p50_ms"], " ms", 2), _f(x["tput"]["p99_ms"], " ms", 2))

@@ -122,8 +122,8 @@ run_wrk() {
   $B wrk "$out" >"$out.json"
 }
 
-set -- $($B ports 7)
-UP=$1 PX=$2 AL=$3 DEAD=$4 SIL=$5 AL2=$6 FL=$7
+set -- $($B ports 8)
+UP=$1 PX=$2 AL=$3 DEAD=$4 SIL=$5 AL2=$6 FL=$7 ST=$8
 $B body chat >"$TMP/chat.json"
 $B body stream >"$TMP/stream.json"
 
@@ -144,7 +144,7 @@ temp_paths() {
   echo "uwsgi_temp_path $d/uwsgi; scgi_temp_path $d/scgi;"
 }
 
-mkdir -p "$TMP/up" "$TMP/proxy"
+mkdir -p "$TMP/up" "$TMP/proxy" "$TMP/stock"
 cat >"$TMP/up/nginx.conf" <<EOF
 worker_processes 1;
 pid $TMP/up/nginx.pid;
@@ -164,28 +164,33 @@ http {
 }
 EOF
 
-# --- (a) nginx as a plain reverse proxy: as many workers as airlock has ----
-cat >"$TMP/proxy/nginx.conf" <<EOF
+# nginx_proxy NAME PORT HTTP_LINES LOCATION: an nginx proxy's config, 2 workers
+# (as many as airlock has), access log on.
+nginx_proxy() {
+  cat >"$TMP/$1/nginx.conf" <<EOF
 worker_processes 2;
-pid $TMP/proxy/nginx.pid;
-error_log $TMP/proxy/error.log warn;
+pid $TMP/$1/nginx.pid;
+error_log $TMP/$1/error.log warn;
 events { worker_connections 4096; }
 http {
-  access_log $TMP/proxy/access.log;
-  $(temp_paths "$TMP/proxy")
-  keepalive_requests 1000000;
-  upstream fast { server 127.0.0.1:$UP; keepalive 64; }
+  access_log $TMP/$1/access.log;
+  $(temp_paths "$TMP/$1")
+  $3
   server {
-    listen 127.0.0.1:$PX backlog=4096;
-    location / {
-      proxy_pass http://fast;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
+    listen 127.0.0.1:$2 backlog=4096;
+    location / { $4 }
   }
 }
 EOF
+}
+# --- (a) nginx as a plain reverse proxy, keeping upstream connections alive
+# as airlock does
+nginx_proxy proxy "$PX" "keepalive_requests 1000000;
+  upstream fast { server 127.0.0.1:$UP; keepalive 64; }" \
+  'proxy_pass http://fast; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off;'
+# --- (a2) nginx's stock proxy_pass, nothing tuned: HTTP/1.0 to the upstream,
+# a new upstream connection per request. Latency rounds only, for reference.
+nginx_proxy stock "$ST" "" "proxy_pass http://127.0.0.1:$UP;"
 
 # --- (b) airlock in front of the same upstream ------------------------------
 airlock_conf() {    # airlock_conf FILE PORT [extra backend line] [route list] [fallback]
@@ -212,6 +217,8 @@ start proxy "$NGINX" -p "$TMP/proxy" -e "$TMP/proxy/error.log" -c "$TMP/proxy/ng
 PROXY_PID=$LAST_PID
 start airlock "$BIN" -c "$TMP/airlock.yaml"
 AIRLOCK_PID=$LAST_PID
+start stock "$NGINX" -p "$TMP/stock" -e "$TMP/stock/error.log" -c "$TMP/stock/nginx.conf" -g 'daemon off;'
+STOCK_PID=$LAST_PID
 # (c) the required libraries alone: libmicrohttpd and libcurl's multi
 # interface used as airlock uses them, with none of airlock's own work
 # (bench/floor_proxy.c). Its added latency is the floor under airlock's.
@@ -227,6 +234,7 @@ fi
 
 DIRECT_URL="http://127.0.0.1:$UP/v1/chat/completions"
 FLOOR_URL="http://127.0.0.1:$FL/v1/chat/completions"
+STOCK_URL="http://127.0.0.1:$ST/v1/chat/completions"
 NGINX_URL="http://127.0.0.1:$PX/v1/chat/completions"
 AIRLOCK_URL="http://127.0.0.1:$AL/v1/chat/completions"
 DIRECT_SSE="http://127.0.0.1:$UP/sse/v1/chat/completions"
@@ -237,6 +245,9 @@ ok=1
 wait_post "$DIRECT_URL" upstream || ok=0
 wait_post "$NGINX_URL" "nginx proxy" || ok=0
 wait_post "$AIRLOCK_URL" airlock || ok=0
+if ! wait_post "$STOCK_URL" "stock nginx proxy"; then
+  stop_pid "$STOCK_PID"; forget_pid "$STOCK_PID"; STOCK_PID=
+fi
 if [ -n "$FLOOR_PID" ] && ! wait_post "$FLOOR_URL" "floor proxy"; then
   stop_pid "$FLOOR_PID"; forget_pid "$FLOOR_PID"; FLOOR_PID=
 fi
@@ -256,13 +267,16 @@ AIRLOCK_RSS_IDLE=$(rss_kb "$AIRLOCK_PID" VmRSS)
 names=(direct nginx airlock)
 urls=("$DIRECT_URL" "$NGINX_URL" "$AIRLOCK_URL")
 sse_urls=("$DIRECT_SSE" "$NGINX_SSE" "$AIRLOCK_SSE")
-# the latency rounds also run the floor proxy, between nginx and airlock
-lat_names=(direct nginx airlock)
-lat_urls=("$DIRECT_URL" "$NGINX_URL" "$AIRLOCK_URL")
-if [ -n "$FLOOR_PID" ]; then
-  lat_names=(direct nginx floor airlock)
-  lat_urls=("$DIRECT_URL" "$NGINX_URL" "$FLOOR_URL" "$AIRLOCK_URL")
+# the latency rounds also run nginx's stock proxy_pass and the floor proxy
+lat_names=(direct nginx)
+lat_urls=("$DIRECT_URL" "$NGINX_URL")
+if [ -n "$STOCK_PID" ]; then
+  lat_names+=(stock); lat_urls+=("$STOCK_URL")
 fi
+if [ -n "$FLOOR_PID" ]; then
+  lat_names+=(floor); lat_urls+=("$FLOOR_URL")
+fi
+lat_names+=(airlock); lat_urls+=("$AIRLOCK_URL")
 
 # Latency in LAT_ROUNDS interleaved rounds, the median reported: one long
 # run each let a drift of the machine land on one column only. Each round's
@@ -286,14 +300,14 @@ pin_threads() {     # pin_threads CPULIST PID... : every thread of each PID and 
   done
 }
 if command -v taskset >/dev/null; then
-  pin_threads 0 "$UPSTREAM_PID" "$PROXY_PID" "$AIRLOCK_PID" $FLOOR_PID
+  pin_threads 0 "$UPSTREAM_PID" "$PROXY_PID" "$AIRLOCK_PID" $STOCK_PID $FLOOR_PID
   for round in $(seq 1 $LAT_ROUNDS); do
     for i in "${!lat_names[@]}"; do
       log "latency, c=1, one vCPU for all, ${LAT_DUR}s, round $round/$LAT_ROUNDS: ${lat_names[$i]}"
       run_wrk "$TMP/lat1-${lat_names[$i]}-$round.txt" 1 1 "$LAT_DUR" bench/post.lua "${lat_urls[$i]}" taskset -c 0
     done
   done
-  pin_threads "0-$(( $(nproc) - 1 ))" "$UPSTREAM_PID" "$PROXY_PID" "$AIRLOCK_PID" $FLOOR_PID
+  pin_threads "0-$(( $(nproc) - 1 ))" "$UPSTREAM_PID" "$PROXY_PID" "$AIRLOCK_PID" $STOCK_PID $FLOOR_PID
 fi
 # The floor under airlock's added latency: one request through libcurl's
 # multi interface, set up as attempt.c does, against the same bytes on a
@@ -304,9 +318,9 @@ if ${CC:-cc} -std=c11 -O2 -Wall -Wextra -o "$TMP/curl_floor" bench/curl_floor.c 
 else
   log "bench/curl_floor.c did not build: $(head -1 "$TMP/curl_floor.cc")"
 fi
-if [ -n "$FLOOR_PID" ]; then
-  stop_pid "$FLOOR_PID"; forget_pid "$FLOOR_PID"    # latency only: it is not a product
-fi
+for p in $FLOOR_PID $STOCK_PID; do
+  stop_pid "$p"; forget_pid "$p"    # latency only: references, not products
+done
 for i in 0 1 2; do
   log "throughput, c=64, ${DUR}s: ${names[$i]}"
   run_wrk "$TMP/tput-${names[$i]}.txt" 64 2 "$DUR" bench/post.lua "${urls[$i]}"
@@ -415,6 +429,7 @@ for n in ("direct", "nginx", "airlock"):
     r[n] = {"lat": median_of_rounds(n), "lat1": median_of_rounds(n, "lat1"), "tput": j("tput-%s.txt.json" % n),
             "stream": j("stream-%s.txt.json" % n), "ttfc": j("ttfc-%s.json" % n)}
 r["floor"] = {"lat": median_of_rounds("floor"), "lat1": median_of_rounds("floor", "lat1")}
+r["stock"] = {"lat": median_of_rounds("stock"), "lat1": median_of_rounds("stock", "lat1")}
 r["nginx"].update(rss_kb=E("NGINX_RSS"), hwm_kb=E("NGINX_HWM"))
 r["airlock"].update(rss_kb=E("AIRLOCK_RSS"), hwm_kb=E("AIRLOCK_HWM"), rss_idle_kb=E("AIRLOCK_RSS_IDLE"))
 fo = {"circuit_seconds": E("CIRCUIT_DUR"), "circuit_conc": E("CIRCUIT_CONC")}
@@ -470,15 +485,20 @@ notes = ["Load: wrk -t1 -c1 (latency: the median of %s interleaved rounds, %ss i
 def round_p50(n, k):
     x = j("lat-%s-%d.txt.json" % (n, k))
     return x.get("p50_ms")
-per_round, floor_rounds = [], []
+per_round, floor_rounds, stock_rounds = [], [], []
 for k in range(1, int(E("LAT_ROUNDS") or 0) + 1):
-    d, ng, fl, al = (round_p50(n, k) for n in ("direct", "nginx", "floor", "airlock"))
+    d, ng, fl, al, st = (round_p50(n, k) for n in ("direct", "nginx", "floor", "airlock", "stock"))
+    if None not in (d, st, al) and st > d:
+        stock_rounds.append("%.0f / %.0f µs (%.2f×)" % ((st - d) * 1000, (al - d) * 1000, (al - d) / (st - d)))
     if None not in (d, ng, al) and ng > d:
         per_round.append("%.0f / %.0f µs (%.2f×)" % ((ng - d) * 1000, (al - d) * 1000, (al - d) / (ng - d)))
     if None not in (d, ng, fl) and ng > d:
         floor_rounds.append("%.0f µs (%.2f×)" % ((fl - d) * 1000, (fl - d) / (ng - d)))
 if per_round:
     notes.append("Added p50 round by round, nginx / airlock: " + "; ".join(per_round) + ".")
+if stock_rounds:
+    notes.append("Added p50 round by round, nginx's stock proxy_pass (HTTP/1.0, a new upstream connection per "
+                 "request) / airlock: " + "; ".join(stock_rounds) + ".")
 if floor_rounds:
     notes.append("Added p50 round by round of MHD + libcurl alone (bench/floor_proxy.c), and its ratio to nginx's: "
                  + "; ".join(floor_rounds) + ".")
