@@ -309,6 +309,22 @@ if command -v taskset >/dev/null; then
   done
   pin_threads "0-$(( $(nproc) - 1 ))" "$UPSTREAM_PID" "$PROXY_PID" "$AIRLOCK_PID" $STOCK_PID $FLOOR_PID
 fi
+# The same rounds again, unpinned, with idle vCPUs kept polling instead of
+# halting: a PM QoS request of 0 µs on /dev/cpu_dma_latency, held while the
+# file is open, as tuned's latency-performance profile holds one. On a
+# nested guest, waking a halted vCPU is what most of a request's time goes
+# to (docs/benchmarks.md); this takes it out for every contestant alike.
+if [ -w /dev/cpu_dma_latency ] && exec 9>/dev/cpu_dma_latency && printf '\0\0\0\0' >&9; then
+  for round in $(seq 1 $LAT_ROUNDS); do
+    for i in "${!lat_names[@]}"; do
+      log "latency, c=1, idle vCPUs polling, ${LAT_DUR}s, round $round/$LAT_ROUNDS: ${lat_names[$i]}"
+      run_wrk "$TMP/latq-${lat_names[$i]}-$round.txt" 1 1 "$LAT_DUR" bench/post.lua "${lat_urls[$i]}"
+    done
+  done
+  exec 9>&-
+else
+  log "no PM QoS (/dev/cpu_dma_latency not writable): no rounds with idle vCPUs polling"
+fi
 # The floor under airlock's added latency: one request through libcurl's
 # multi interface, set up as attempt.c does, against the same bytes on a
 # plain socket (bench/curl_floor.c).
@@ -426,10 +442,11 @@ def median_of_rounds(n, kind="lat"):
         out[k] = sum(x.get(k) or 0 for x in rounds)
     return out
 for n in ("direct", "nginx", "airlock"):
-    r[n] = {"lat": median_of_rounds(n), "lat1": median_of_rounds(n, "lat1"), "tput": j("tput-%s.txt.json" % n),
+    r[n] = {"lat": median_of_rounds(n), "lat1": median_of_rounds(n, "lat1"), "latq": median_of_rounds(n, "latq"),
+            "tput": j("tput-%s.txt.json" % n),
             "stream": j("stream-%s.txt.json" % n), "ttfc": j("ttfc-%s.json" % n)}
-r["floor"] = {"lat": median_of_rounds("floor"), "lat1": median_of_rounds("floor", "lat1")}
-r["stock"] = {"lat": median_of_rounds("stock"), "lat1": median_of_rounds("stock", "lat1")}
+for n in ("floor", "stock"):
+    r[n] = {k: median_of_rounds(n, k) for k in ("lat", "lat1", "latq")}
 r["nginx"].update(rss_kb=E("NGINX_RSS"), hwm_kb=E("NGINX_HWM"))
 r["airlock"].update(rss_kb=E("AIRLOCK_RSS"), hwm_kb=E("AIRLOCK_HWM"), rss_idle_kb=E("AIRLOCK_RSS_IDLE"))
 fo = {"circuit_seconds": E("CIRCUIT_DUR"), "circuit_conc": E("CIRCUIT_CONC")}
@@ -482,8 +499,8 @@ r["failover"] = fo
 notes = ["Load: wrk -t1 -c1 (latency: the median of %s interleaved rounds, %ss in all) and -t2 -c64 (throughput) for %ss, POST of a 180-byte chat "
          "body; streams: 12 SSE events (about 2.5 KB) per request. Time to first chunk: python http.client "
          "on one keep-alive connection, from sending the request to the first body byte." % (E("LAT_ROUNDS"), E("DUR"), E("DUR"))]
-def round_p50(n, k):
-    x = j("lat-%s-%d.txt.json" % (n, k))
+def round_p50(n, k, kind="lat"):
+    x = j("%s-%s-%d.txt.json" % (kind, n, k))
     return x.get("p50_ms")
 per_round, floor_rounds, stock_rounds = [], [], []
 for k in range(1, int(E("LAT_ROUNDS") or 0) + 1):
@@ -496,6 +513,14 @@ for k in range(1, int(E("LAT_ROUNDS") or 0) + 1):
         floor_rounds.append("%.0f µs (%.2f×)" % ((fl - d) * 1000, (fl - d) / (ng - d)))
 if per_round:
     notes.append("Added p50 round by round, nginx / airlock: " + "; ".join(per_round) + ".")
+q_rounds = []
+for k in range(1, int(E("LAT_ROUNDS") or 0) + 1):
+    d, ng, al = (round_p50(n, k, "latq") for n in ("direct", "nginx", "airlock"))
+    if None not in (d, ng, al) and ng > d:
+        q_rounds.append("%.0f / %.0f µs (%.2f×)" % ((ng - d) * 1000, (al - d) * 1000, (al - d) / (ng - d)))
+if q_rounds:
+    notes.append("Added p50 round by round with idle vCPUs polling (PM QoS 0), nginx / airlock: "
+                 + "; ".join(q_rounds) + ".")
 if stock_rounds:
     notes.append("Added p50 round by round, nginx's stock proxy_pass (HTTP/1.0, a new upstream connection per "
                  "request) / airlock: " + "; ".join(stock_rounds) + ".")
