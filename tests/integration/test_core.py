@@ -299,6 +299,76 @@ def _():
         m.stop()
 
 
+def dechunk(raw):
+    """The body of an HTTP/1.1 response in chunked transfer coding."""
+    i = raw.index(b"\r\n\r\n") + 4
+    out = bytearray()
+    while i < len(raw):
+        eol = raw.index(b"\r\n", i)
+        k = int(raw[i:eol].split(b";")[0] or b"0", 16)
+        if k == 0:
+            break
+        out += raw[eol + 2:eol + 2 + k]
+        i = eol + 2 + k + 2
+    return bytes(out)
+
+
+def vm_rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+@test("stream: a client that stops reading pauses its upstream; memory stays flat; nothing is lost", timeout=180)
+def _():
+    n, word = 40000, "x" * 500          # some 23 MB of SSE, several times what the sockets between hold
+    m = Mock("openai", "bp")
+    m.default({"kind": "ok", "chunks": n, "content": word})
+    a = Airlock("backends:\n" + backend("b", m))
+    s = socket.socket()
+    try:
+        body = json.dumps({"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}).encode()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(30 * SLOW)
+        s.connect(("127.0.0.1", a.port))
+        before = vm_rss_kb(a.proc.pid)
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        got = s.recv(4096)
+        check(got.startswith(b"HTTP/1.1 200"), "no stream: %r" % got[:100])
+        # the client reads nothing more: the upstream must come to a stop
+        last, still_since, deadline = -1, time.time(), time.time() + 20 * SLOW
+        while time.time() < deadline and time.time() - still_since < 1.0:
+            time.sleep(0.1)
+            sent = m.stats()["stream_chunks"]
+            if sent != last:
+                last, still_since = sent, time.time()
+        st = m.stats()
+        grown = vm_rss_kb(a.proc.pid) - before
+        check(st["streams_done"] == 0 and st["stream_chunks"] < n,
+              "the upstream sent %d of %d chunks to a client that read none" % (st["stream_chunks"], n))
+        if not VALGRIND:                # valgrind's own translations count in its RSS
+            check(grown < 4096, "airlock grew by %d KB holding a stream its client does not read" % grown)
+        print("   paused after %d of %d chunks; airlock +%d KB" % (st["stream_chunks"], n, grown))
+        data = bytearray(got)
+        while True:                     # to the close the request asked for
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+        events = dechunk(bytes(data)).split(b"\n\n")
+        words = sum(1 for e in events if word.encode() in e)
+        check(words == n, "%d of %d chunks reached the client" % (words, n))
+        check(events[-2:] == [b"data: [DONE]", b""], "the stream did not end with [DONE]: %r" % events[-3:])
+        check(m.stats()["streams_done"] == 1, "the upstream did not finish once the client read")
+    finally:
+        s.close()
+        a.stop()
+        m.stop()
+
+
 @test("stream: a client that disconnects aborts its upstream transfer")
 def _():
     m = Mock("openai", "long")

@@ -11,7 +11,8 @@ prints `PORT <n>` once listening. Control endpoints (never recorded):
     GET  /_mock/requests every API request received: method, path, headers, body, t
     POST /_mock/reset    clears script, default (back to ok) and records
     POST /_mock/drop_idle closes every keep-alive connection between requests
-    GET  /_mock/stats    {"requests", "open_connections", "aborted_streams"}
+    GET  /_mock/stats    {"requests", "open_connections", "aborted_streams", "stream_chunks",
+                          "streams_done"}
 
 Behaviours ({"kind": K, ...}): ok (chunks, chunk_delay_ms, content), hang,
 hang_body, delay (ms), status (code, body, retry_after), rate_limit
@@ -29,7 +30,8 @@ import time
 
 FLAVOR = "openai"
 NAME = "mock"
-STATE = {"script": [], "default": {"kind": "ok"}, "records": [], "open": 0, "aborted": 0, "idle": set()}
+STATE = {"script": [], "default": {"kind": "ok"}, "records": [], "open": 0, "aborted": 0, "idle": set(),
+         "stream_chunks": 0, "streams_done": 0}
 
 
 def now():
@@ -163,7 +165,7 @@ async def control(w, method, path, body):
     elif path == "/_mock/default" and method == "POST":
         STATE["default"] = json.loads(body or b"{}") or {"kind": "ok"}
     elif path == "/_mock/reset" and method == "POST":
-        STATE.update(script=[], default={"kind": "ok"}, records=[], aborted=0)
+        STATE.update(script=[], default={"kind": "ok"}, records=[], aborted=0, stream_chunks=0, streams_done=0)
     elif path == "/_mock/drop_idle" and method == "POST":
         for other in list(STATE["idle"]):   # keep-alive connections between requests
             if other is not w:
@@ -172,7 +174,8 @@ async def control(w, method, path, body):
         return await send_json(w, 200, STATE["records"])
     elif path == "/_mock/stats":
         return await send_json(w, 200, {"requests": len(STATE["records"]), "open_connections": STATE["open"],
-                                        "aborted_streams": STATE["aborted"]})
+                                        "aborted_streams": STATE["aborted"], "stream_chunks": STATE["stream_chunks"],
+                                        "streams_done": STATE["streams_done"]})
     else:
         return await send_json(w, 404, {"error": "unknown control path"})
     await send_json(w, 200, {"ok": True})
@@ -231,6 +234,7 @@ async def stream(r, w, model, b, req):
         if kind == "malformed" and i == 1:
             w.write(frame("data: {not json\n\n"))
         w.write(frame(chunk(model, {"content": words[i % len(words)] + " "})))
+        STATE["stream_chunks"] += 1     # handed to the transport: drain() waits while the peer reads nothing
         try:
             await w.drain()
         except ConnectionError:
@@ -261,6 +265,7 @@ async def stream(r, w, model, b, req):
     except ConnectionError:
         STATE["aborted"] += 1
         return False
+    STATE["streams_done"] += 1
     return True
 
 
