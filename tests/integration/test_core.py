@@ -908,6 +908,45 @@ def _():
             t.join(10)
 
 
+@test("keep-alive: one client's requests share one upstream connection; max_attempts bounds the chain")
+def _():
+    m = Mock("openai", "reuse")
+    a = Airlock("backends:\n" + backend("b", m))
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", a.port, timeout=10 * SLOW)
+        body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+        for i in range(30):
+            c.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            r.read()
+            check(r.status == 200, "request %d: %d" % (i, r.status))
+        c.close()
+        st = m.stats()
+        check(st["requests"] == 30 and st["connections"] == 1,
+              "30 requests in turn took %d upstream connections" % st["connections"])
+    finally:
+        a.stop()
+        m.stop()
+    # three failing backends, max_attempts 2: the third is never asked
+    ms = [Mock("openai", "f%d" % i) for i in range(3)]
+    for x in ms:
+        x.default({"kind": "status", "code": 500})
+    y = "backends:\n" + "".join(backend("f%d" % i, x) for i, x in enumerate(ms))
+    y += "routes:\n  - { name: r, use: [f0, f1, f2] }\n"
+    y += "fallback: { max_attempts: 2, circuit: { failures: 1000, open_ms: 1000 } }\n"
+    a = Airlock(y)
+    try:
+        r = a.chat("hi")
+        msg = json.loads(r.body)["error"]["message"]
+        check(r.status == 502 and r.headers.get("x-airlock-attempts") == "2", "%d %r" % (r.status, r.headers))
+        check("f0: HTTP 500" in msg and "f1: HTTP 500" in msg, "the 502 does not name both tries: %r" % msg)
+        check([x.count() for x in ms] == [1, 1, 0], "requests per backend: %r" % [x.count() for x in ms])
+    finally:
+        a.stop()
+        for x in ms:
+            x.stop()
+
+
 @test("keep-alive: pooled upstream connections closed by the server are replaced, by IP and by name")
 def _():
     # airlock keeps an idle pooled socket in its epoll set; when the server

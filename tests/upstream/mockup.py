@@ -11,8 +11,8 @@ prints `PORT <n>` once listening. Control endpoints (never recorded):
     GET  /_mock/requests every API request received: method, path, headers, body, t
     POST /_mock/reset    clears script, default (back to ok) and records
     POST /_mock/drop_idle closes every keep-alive connection between requests
-    GET  /_mock/stats    {"requests", "open_connections", "aborted_streams", "stream_chunks",
-                          "streams_done"}
+    GET  /_mock/stats    {"requests", "open_connections", "connections" (that carried API requests),
+                          "aborted_streams", "stream_chunks", "streams_done"}
 
 Behaviours ({"kind": K, ...}): ok (chunks, chunk_delay_ms, content), hang,
 hang_body, delay (ms), status (code, body, retry_after), rate_limit
@@ -31,7 +31,7 @@ import time
 FLAVOR = "openai"
 NAME = "mock"
 STATE = {"script": [], "default": {"kind": "ok"}, "records": [], "open": 0, "aborted": 0, "idle": set(),
-         "stream_chunks": 0, "streams_done": 0}
+         "stream_chunks": 0, "streams_done": 0, "connections": 0}
 
 
 def now():
@@ -175,7 +175,7 @@ async def control(w, method, path, body):
     elif path == "/_mock/stats":
         return await send_json(w, 200, {"requests": len(STATE["records"]), "open_connections": STATE["open"],
                                         "aborted_streams": STATE["aborted"], "stream_chunks": STATE["stream_chunks"],
-                                        "streams_done": STATE["streams_done"]})
+                                        "streams_done": STATE["streams_done"], "connections": STATE["connections"]})
     else:
         return await send_json(w, 404, {"error": "unknown control path"})
     await send_json(w, 200, {"ok": True})
@@ -341,6 +341,7 @@ async def api(r, w, method, path, headers, body):
 
 async def serve(r, w):
     STATE["open"] += 1
+    api_seen = False
     try:
         while True:
             STATE["idle"].add(w)
@@ -356,6 +357,9 @@ async def serve(r, w):
             if method == "GET" and path in ("/v1/models", "/models", "/api/tags", "/health"):
                 await health(w, path)
                 continue
+            if not api_seen:            # connections that carried API requests
+                api_seen = True
+                STATE["connections"] += 1
             STATE["records"].append({"method": method, "path": path, "headers": headers,
                                      "body": body.decode("utf-8", "surrogateescape")
                                      .encode("utf-8", "backslashreplace").decode(), "t": time.time()})
