@@ -632,22 +632,68 @@ def _():
         m.stop()
 
 
-@test("SIGTERM: in-flight stream completes, then exit 0")
+@test("secrets: api_key_file's key is the bearer, read again on every reload; a missing one keeps the old")
+def _():
+    m = Mock("openai", "keyed")
+    fd, key_path = tempfile.mkstemp(prefix="airlock-key-")
+    os.close(fd)
+    try:
+        with open(key_path, "w") as f:
+            f.write("sk-file-one\n")
+        a = Airlock("backends:\n" + backend("b", m, extra="api_key_file: %s" % key_path))
+        try:
+            def bearer():
+                check(a.chat("hi").status == 200, "request failed")
+                return m.requests()[-1]["headers"].get("authorization")
+            check(bearer() == "Bearer sk-file-one", "the file's key, its newline trimmed, is not the bearer")
+            with open(key_path, "w") as f:
+                f.write("sk-file-two")
+            a.signal(signal.SIGHUP)
+            deadline = time.time() + 5 * SLOW
+            while time.time() < deadline and not any("reloaded" in l.get("msg", "") for l in a.log_lines()):
+                time.sleep(0.05)
+            check(bearer() == "Bearer sk-file-two", "a reload did not take the rotated key")
+            os.rename(key_path, key_path + ".gone")
+            a.signal(signal.SIGHUP)
+            deadline = time.time() + 5 * SLOW
+            while time.time() < deadline and not any("rejected" in l.get("msg", "") for l in a.log_lines()):
+                time.sleep(0.05)
+            check(bearer() == "Bearer sk-file-two", "a reload with the key file gone changed the key")
+            check("sk-file" not in a.stderr_text(), "a key reached the log")
+        finally:
+            a.stop()
+    finally:
+        for p_ in (key_path, key_path + ".gone"):
+            if os.path.exists(p_):
+                os.remove(p_)
+        m.stop()
+
+
+@test("SIGTERM and SIGINT: new connections refused, the in-flight stream completes, then exit 0")
 def _():
     m = Mock("openai", "drain")
     m.default({"kind": "slow_chunks", "chunks": 6, "chunk_delay_ms": 200})
-    a = Airlock("backends:\n" + backend("b", m))
-    out = {}
-    th = threading.Thread(target=lambda: out.update(s=a.chat("hi", stream=True)))
-    th.start()
-    time.sleep(0.4)
-    a.signal(signal.SIGTERM)
-    th.join(15)
-    rc = a.wait(15)
-    s = out.get("s")
-    check(s is not None and s.status == 200 and s.done and len(s.events) >= 7, "stream cut by SIGTERM")
-    check(rc == 0, "exit code %s" % rc)
-    a.stop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        a = Airlock("backends:\n" + backend("b", m))
+        out = {}
+        th = threading.Thread(target=lambda: out.update(s=a.chat("hi", stream=True)))
+        th.start()
+        time.sleep(0.4)
+        a.signal(sig)
+        time.sleep(0.2)
+        refused = False
+        try:
+            a.request("GET", "/healthz", timeout=2)
+        except OSError:
+            refused = True
+        th.join(15)
+        rc = a.wait(15)
+        s = out.get("s")
+        name = signal.Signals(sig).name
+        check(refused, "%s: a new connection was accepted while draining" % name)
+        check(s is not None and s.status == 200 and s.done and len(s.events) >= 7, "stream cut by %s" % name)
+        check(rc == 0, "%s: exit code %s" % (name, rc))
+        a.stop()
     m.stop()
 
 
