@@ -283,12 +283,16 @@ lat_names+=(airlock); lat_urls+=("$AIRLOCK_URL")
 # added p50 is printed too: on a shared VM they vary more than the medians.
 LAT_ROUNDS=${BENCH_LAT_ROUNDS:-5}
 LAT_DUR=$(( DUR / LAT_ROUNDS > 2 ? DUR / LAT_ROUNDS : 2 ))
-for round in $(seq 1 $LAT_ROUNDS); do
-  for i in "${!lat_names[@]}"; do
-    log "latency, c=1, ${LAT_DUR}s, round $round/$LAT_ROUNDS: ${lat_names[$i]}"
-    run_wrk "$TMP/lat-${lat_names[$i]}-$round.txt" 1 1 "$LAT_DUR" bench/post.lua "${lat_urls[$i]}"
+lat_rounds() {      # lat_rounds KIND LABEL [PREFIX...]: every contestant, round by round
+  local kind=$1 label=$2 round i; shift 2
+  for round in $(seq 1 $LAT_ROUNDS); do
+    for i in "${!lat_names[@]}"; do
+      log "latency, c=1$label, ${LAT_DUR}s, round $round/$LAT_ROUNDS: ${lat_names[$i]}"
+      run_wrk "$TMP/$kind-${lat_names[$i]}-$round.txt" 1 1 "$LAT_DUR" bench/post.lua "${lat_urls[$i]}" "$@"
+    done
   done
-done
+}
+lat_rounds lat ""
 # The same rounds with every process (wrk, upstream, both proxies) on one
 # vCPU: no idle vCPU is woken, so what is left is each proxy's own work on
 # the request's path, without the scheduler's placement, which on a small VM
@@ -301,12 +305,7 @@ pin_threads() {     # pin_threads CPULIST PID... : every thread of each PID and 
 }
 if command -v taskset >/dev/null; then
   pin_threads 0 "$UPSTREAM_PID" "$PROXY_PID" "$AIRLOCK_PID" $STOCK_PID $FLOOR_PID
-  for round in $(seq 1 $LAT_ROUNDS); do
-    for i in "${!lat_names[@]}"; do
-      log "latency, c=1, one vCPU for all, ${LAT_DUR}s, round $round/$LAT_ROUNDS: ${lat_names[$i]}"
-      run_wrk "$TMP/lat1-${lat_names[$i]}-$round.txt" 1 1 "$LAT_DUR" bench/post.lua "${lat_urls[$i]}" taskset -c 0
-    done
-  done
+  lat_rounds lat1 ", one vCPU for all" taskset -c 0
   pin_threads "0-$(( $(nproc) - 1 ))" "$UPSTREAM_PID" "$PROXY_PID" "$AIRLOCK_PID" $STOCK_PID $FLOOR_PID
 fi
 # The same rounds again, unpinned, with idle vCPUs kept polling instead of
@@ -315,12 +314,7 @@ fi
 # nested guest, waking a halted vCPU is what most of a request's time goes
 # to (docs/benchmarks.md); this takes it out for every contestant alike.
 if [ -w /dev/cpu_dma_latency ] && exec 9>/dev/cpu_dma_latency && printf '\0\0\0\0' >&9; then
-  for round in $(seq 1 $LAT_ROUNDS); do
-    for i in "${!lat_names[@]}"; do
-      log "latency, c=1, idle vCPUs polling, ${LAT_DUR}s, round $round/$LAT_ROUNDS: ${lat_names[$i]}"
-      run_wrk "$TMP/latq-${lat_names[$i]}-$round.txt" 1 1 "$LAT_DUR" bench/post.lua "${lat_urls[$i]}"
-    done
-  done
+  lat_rounds latq ", idle vCPUs polling"
   exec 9>&-
 else
   log "no PM QoS (/dev/cpu_dma_latency not writable): no rounds with idle vCPUs polling"
