@@ -300,7 +300,6 @@ void log_event(const char *level, const char *fmt, ...)
     va_end(ap);
     struct buf b = { 0 };
     event_line(&b, level, msg);
-    if (b.data)
-        log_flush(&b);
+    log_flush(&b);              /* nothing when the line could not be built */
     buf_free(&b);
 }
