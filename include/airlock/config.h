@@ -143,6 +143,7 @@ struct config {
     int workers;                /* 0 in YAML ("auto") is resolved to the core count */
     size_t max_body_bytes;      /* default 4 MiB */
     long shutdown_timeout_ms;   /* default 30000 */
+    long busy_poll_us;          /* default 0: a worker with nothing to do sleeps at once */
     char *ledger_path;          /* NULL = no ledger */
 
     char *levels[MAX_LEVELS];   /* lowest first; default public, internal, confidential, secret */

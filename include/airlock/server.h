@@ -63,6 +63,7 @@ struct worker {
     unsigned connections;       /* client connections open */
     unsigned connection_limit;  /* MHD's, from the open-file limit */
     uint64_t limit_logged_at;   /* ms: last "at the connection limit" line */
+    uint64_t last_event_us;     /* busy polling: when epoll last had events */
     struct spare_easy spare[64];    /* finished easy handles, kept for reuse */
     int n_spare;
     struct exchange *spare_ex;  /* freed exchanges, reused: a 7 KB calloc per

@@ -393,7 +393,8 @@ static void load_root(struct loader *l, yaml_node_t *root)
     struct field f[] = { { "listen", 0, 0 }, { "workers", 0, 0 }, { "max_body_bytes", 0, 0 },
                          { "shutdown_timeout_ms", 0, 0 }, { "ledger", 0, 0 }, { "levels", 0, 0 },
                          { "backends", 0, 0 }, { "sensitivity", 0, 0 }, { "budgets", 0, 0 },
-                         { "routes", 0, 0 }, { "fallback", 0, 0 }, { "clients", 0, 0 }, { 0, 0, 0 } };
+                         { "routes", 0, 0 }, { "fallback", 0, 0 }, { "clients", 0, 0 },
+                         { "busy_poll_us", 0, 0 }, { 0, 0, 0 } };
     if (!root || is_null(root)) {
         error_pos(l->errs, 1, 1, "the configuration is empty: at least 'backends' is needed");
         return;
@@ -411,6 +412,8 @@ static void load_root(struct loader *l, yaml_node_t *root)
         cfg->max_body_bytes = (size_t)n;
     if ((v = field_value(f, "shutdown_timeout_ms")))
         get_long(l, v, "shutdown_timeout_ms", 0, 3600000, &cfg->shutdown_timeout_ms);
+    if ((v = field_value(f, "busy_poll_us")))
+        get_long(l, v, "busy_poll_us", 0, 100000, &cfg->busy_poll_us);
     if ((v = field_value(f, "ledger")))
         load_ledger(l, v);
     if ((v = field_value(f, "levels")))

@@ -4,7 +4,9 @@
  * forwarded and relayed on a single thread without locks. */
 #include <errno.h>
 #include <stddef.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -23,6 +25,7 @@ static struct worker *workers;
 static int n_workers;
 static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct config *current_config;
+static atomic_long busy_poll_us;    /* the current config's: a reload changes it */
 
 struct config *server_config(void)
 {
@@ -38,6 +41,7 @@ void server_set_config(struct config *cfg)
     struct config *old = current_config;
     current_config = cfg;
     pthread_mutex_unlock(&config_lock);
+    atomic_store_explicit(&busy_poll_us, cfg ? cfg->busy_poll_us : 0, memory_order_relaxed);
     if (old)
         config_unref(old);
 }
@@ -364,6 +368,32 @@ static int loop_timeout(struct worker *w, uint64_t now)
     return t > 1000 ? 1000 : (int)t;
 }
 
+/* Waits for events. With busy_poll_us, a worker that has just had some
+ * polls without sleeping for that long first, yielding its vCPU to any
+ * other runnable task between polls: on a virtual machine, waking a halted
+ * vCPU can cost more than the whole proxying (docs/benchmarks.md), and the
+ * upstream's answer, or the client's next request, is usually that close. */
+static int wait_events(struct worker *w, struct epoll_event *events)
+{
+    int timeout = loop_timeout(w, now_ms());
+    long spin = atomic_load_explicit(&busy_poll_us, memory_order_relaxed);
+    if (spin <= 0 || timeout == 0)
+        return epoll_wait(w->epfd, events, MAX_EVENTS, timeout);
+    uint64_t now = now_us(), idle_from = w->last_event_us + (uint64_t)spin, until = idle_from;
+    if (timeout > 0 && now + (uint64_t)timeout * 1000 < until)
+        until = now + (uint64_t)timeout * 1000;
+    int n = 0;
+    while (now < until && (n = epoll_wait(w->epfd, events, MAX_EVENTS, 0)) == 0) {
+        sched_yield();
+        now = now_us();
+    }
+    if (n == 0 && now >= idle_from)
+        n = epoll_wait(w->epfd, events, MAX_EVENTS, loop_timeout(w, now / 1000));
+    if (n > 0)
+        w->last_event_us = now_us();
+    return n;
+}
+
 static void begin_drain(struct worker *w)
 {
     if (w->draining)
@@ -383,8 +413,7 @@ static void *worker_main(void *arg)
     for (;;) {
         if (w->log.len)
             log_flush(&w->log);
-        uint64_t now = now_ms();
-        int n = epoll_wait(w->epfd, events, MAX_EVENTS, loop_timeout(w, now));
+        int n = wait_events(w, events);
         if (n < 0 && errno != EINTR)
             break;
         for (int i = 0; i < n; i++) {
@@ -418,7 +447,7 @@ static void *worker_main(void *arg)
                 flags |= CURL_CSELECT_ERR;
             curl_multi_socket_action(w->multi, fd, flags, &running);
         }
-        now = now_ms();
+        uint64_t now = now_ms();
         /* Work that makes more work (a new transfer asks for an immediate
          * curl timeout; a finished one resumes a connection) is done in the
          * same turn rather than after another trip through epoll_wait. */

@@ -632,6 +632,50 @@ def _():
         m.stop()
 
 
+def cpu_ms(pid):
+    """CPU time of a process so far, every thread, from the scheduler's count."""
+    total = 0
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
+                total += int(f.read().split()[0])
+        except FileNotFoundError:   # a thread that has just ended
+            pass
+    return total / 1e6
+
+
+@test("busy polling: a worker polls for busy_poll_us after its work, then sleeps; a reload changes it")
+def _():
+    m = Mock("openai", "spin")
+    y = "workers: 1\nbackends:\n" + backend("b", m)
+    a = Airlock("busy_poll_us: 100000\n" + y)
+    try:
+        def cpu_after_request():
+            """CPU the daemon uses over the 0.4 s after one request, and over the 0.4 s after that."""
+            check(a.chat("hi").status == 200, "request failed")
+            t0 = cpu_ms(a.proc.pid)
+            time.sleep(0.4)
+            t1 = cpu_ms(a.proc.pid)
+            time.sleep(0.4)
+            return t1 - t0, cpu_ms(a.proc.pid) - t1
+        spin, idle = cpu_after_request()
+        with open(a.path, "w") as f:
+            f.write("listen: 127.0.0.1:%d\n%s" % (a.port, y))
+        a.signal(signal.SIGHUP)
+        deadline = time.time() + 5 * SLOW
+        while time.time() < deadline and not any("reloaded" in l.get("msg", "") for l in a.log_lines()):
+            time.sleep(0.05)
+        plain, _ = cpu_after_request()
+        # the window is 100 ms of polling; a request alone costs a few ms.
+        # valgrind runs one thread at a time, a yield gives its turn away.
+        check(spin >= plain + (10 if VALGRIND else 40), "no polling after a request: %.1f ms of CPU, %.1f ms without" % (spin, plain))
+        check(idle < 20, "still polling once the window is over: %.1f ms of CPU in 0.4 s" % idle)
+        check(plain < 40, "the reload to busy_poll_us 0 did not stop the polling: %.1f ms" % plain)
+    finally:
+        a.stop()
+        m.stop()
+
+
 @test("secrets: api_key_file's key is the bearer, read again on every reload; a missing one keeps the old")
 def _():
     m = Mock("openai", "keyed")

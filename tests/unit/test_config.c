@@ -38,6 +38,7 @@ static void test_defaults(void)
     CHECK(c->listen_port == 8080);
     CHECK(c->workers >= 1);
     CHECK(c->max_body_bytes == 4u << 20);
+    CHECK(c->busy_poll_us == 0);
     CHECK(c->n_levels == 4);
     CHECK_STR(c->levels[3], "secret");
     CHECK_STR(c->sensitivity_header, "x-airlock-level");
@@ -77,6 +78,7 @@ static void test_full(void)
              "listen: '[::1]:9090'\n"
              "workers: 3\n"
              "max_body_bytes: 65536\n"
+             "busy_poll_us: 250\n"
              "levels: [open, restricted, closed]\n"
              "backends:\n"
              "  - name: llama\n"
@@ -121,6 +123,7 @@ static void test_full(void)
         return;
     CHECK_STR(c->listen_host, "::1");
     CHECK(c->listen_port == 9090 && c->workers == 3 && c->max_body_bytes == 65536);
+    CHECK(c->busy_poll_us == 250);
     CHECK(c->n_levels == 3 && config_level_index(c, "RESTRICTED") == 1);
     const struct backend *l = config_backend(c, "llama"), *cl = config_backend(c, "cloud");
     CHECK(l && cl);
@@ -212,6 +215,8 @@ static void test_errors_types_and_required(void)
     CHECK(has_error(1, 9, "not a numeric"));
     CHECK(load("") == NULL);
     CHECK(has_error(1, 1, "empty"));
+    CHECK(load("busy_poll_us: 100001\nbackends:\n  - { name: a, zone: local, url: 'http://h/v1' }\n") == NULL);
+    CHECK(has_error(1, 15, "busy_poll_us"));
     CHECK(load("backends:\n  - { name: a, zone: local, url: 'http://h/v1', context_window: [1] }\n") == NULL);
     CHECK(has_error(2, 65, "must be a number"));
     CHECK(load("backends:\n  - { name: 'a/b', zone: local, url: 'http://h/v1' }\n") == NULL);
