@@ -122,8 +122,8 @@ run_wrk() {
   $B wrk "$out" >"$out.json"
 }
 
-set -- $($B ports 8)
-UP=$1 PX=$2 AL=$3 DEAD=$4 SIL=$5 AL2=$6 FL=$7 ST=$8
+set -- $($B ports 9)
+UP=$1 PX=$2 AL=$3 DEAD=$4 SIL=$5 AL2=$6 FL=$7 ST=$8 BP=$9
 $B body chat >"$TMP/chat.json"
 $B body stream >"$TMP/stream.json"
 
@@ -209,6 +209,8 @@ ${5:-}
 EOF
 }
 airlock_conf "$TMP/airlock.yaml" "$AL"
+# (b2) the same with busy polling (docs/configuration.md): latency rounds only
+airlock_conf "$TMP/airlock-busy.yaml" "$BP" "" "" "busy_poll_us: 200"
 
 log "ports: upstream $UP, nginx proxy $PX, airlock $AL; scratch $TMP"
 start upstream "$NGINX" -p "$TMP/up" -e "$TMP/up/error.log" -c "$TMP/up/nginx.conf" -g 'daemon off;'
@@ -217,6 +219,8 @@ start proxy "$NGINX" -p "$TMP/proxy" -e "$TMP/proxy/error.log" -c "$TMP/proxy/ng
 PROXY_PID=$LAST_PID
 start airlock "$BIN" -c "$TMP/airlock.yaml"
 AIRLOCK_PID=$LAST_PID
+start busy "$BIN" -c "$TMP/airlock-busy.yaml"
+BUSY_PID=$LAST_PID
 start stock "$NGINX" -p "$TMP/stock" -e "$TMP/stock/error.log" -c "$TMP/stock/nginx.conf" -g 'daemon off;'
 STOCK_PID=$LAST_PID
 # (c) the required libraries alone: libmicrohttpd and libcurl's multi
@@ -235,6 +239,7 @@ fi
 DIRECT_URL="http://127.0.0.1:$UP/v1/chat/completions"
 FLOOR_URL="http://127.0.0.1:$FL/v1/chat/completions"
 STOCK_URL="http://127.0.0.1:$ST/v1/chat/completions"
+BUSY_URL="http://127.0.0.1:$BP/v1/chat/completions"
 NGINX_URL="http://127.0.0.1:$PX/v1/chat/completions"
 AIRLOCK_URL="http://127.0.0.1:$AL/v1/chat/completions"
 DIRECT_SSE="http://127.0.0.1:$UP/sse/v1/chat/completions"
@@ -247,6 +252,9 @@ wait_post "$NGINX_URL" "nginx proxy" || ok=0
 wait_post "$AIRLOCK_URL" airlock || ok=0
 if ! wait_post "$STOCK_URL" "stock nginx proxy"; then
   stop_pid "$STOCK_PID"; forget_pid "$STOCK_PID"; STOCK_PID=
+fi
+if ! wait_post "$BUSY_URL" "airlock with busy polling"; then
+  stop_pid "$BUSY_PID"; forget_pid "$BUSY_PID"; BUSY_PID=
 fi
 if [ -n "$FLOOR_PID" ] && ! wait_post "$FLOOR_URL" "floor proxy"; then
   stop_pid "$FLOOR_PID"; forget_pid "$FLOOR_PID"; FLOOR_PID=
@@ -277,6 +285,9 @@ if [ -n "$FLOOR_PID" ]; then
   lat_names+=(floor); lat_urls+=("$FLOOR_URL")
 fi
 lat_names+=(airlock); lat_urls+=("$AIRLOCK_URL")
+if [ -n "$BUSY_PID" ]; then
+  lat_names+=(busy); lat_urls+=("$BUSY_URL")
+fi
 
 # Latency in LAT_ROUNDS interleaved rounds, the median reported: one long
 # run each let a drift of the machine land on one column only. Each round's
@@ -304,9 +315,9 @@ pin_threads() {     # pin_threads CPULIST PID... : every thread of each PID and 
   done
 }
 if command -v taskset >/dev/null; then
-  pin_threads 0 "$UPSTREAM_PID" "$PROXY_PID" "$AIRLOCK_PID" $STOCK_PID $FLOOR_PID
+  pin_threads 0 "$UPSTREAM_PID" "$PROXY_PID" "$AIRLOCK_PID" $STOCK_PID $FLOOR_PID $BUSY_PID
   lat_rounds lat1 ", one vCPU for all" taskset -c 0
-  pin_threads "0-$(( $(nproc) - 1 ))" "$UPSTREAM_PID" "$PROXY_PID" "$AIRLOCK_PID" $STOCK_PID $FLOOR_PID
+  pin_threads "0-$(( $(nproc) - 1 ))" "$UPSTREAM_PID" "$PROXY_PID" "$AIRLOCK_PID" $STOCK_PID $FLOOR_PID $BUSY_PID
 fi
 # The same rounds again, unpinned, with idle vCPUs kept polling instead of
 # halting: a PM QoS request of 0 µs on /dev/cpu_dma_latency, held while the
@@ -328,7 +339,7 @@ if ${CC:-cc} -std=c11 -O2 -Wall -Wextra -o "$TMP/curl_floor" bench/curl_floor.c 
 else
   log "bench/curl_floor.c did not build: $(head -1 "$TMP/curl_floor.cc")"
 fi
-for p in $FLOOR_PID $STOCK_PID; do
+for p in $FLOOR_PID $STOCK_PID $BUSY_PID; do
   stop_pid "$p"; forget_pid "$p"    # latency only: references, not products
 done
 for i in 0 1 2; do
@@ -439,7 +450,7 @@ for n in ("direct", "nginx", "airlock"):
     r[n] = {"lat": median_of_rounds(n), "lat1": median_of_rounds(n, "lat1"), "latq": median_of_rounds(n, "latq"),
             "tput": j("tput-%s.txt.json" % n),
             "stream": j("stream-%s.txt.json" % n), "ttfc": j("ttfc-%s.json" % n)}
-for n in ("floor", "stock"):
+for n in ("floor", "stock", "busy"):
     r[n] = {k: median_of_rounds(n, k) for k in ("lat", "lat1", "latq")}
 r["nginx"].update(rss_kb=E("NGINX_RSS"), hwm_kb=E("NGINX_HWM"))
 r["airlock"].update(rss_kb=E("AIRLOCK_RSS"), hwm_kb=E("AIRLOCK_HWM"), rss_idle_kb=E("AIRLOCK_RSS_IDLE"))
@@ -496,9 +507,11 @@ notes = ["Load: wrk -t1 -c1 (latency: the median of %s interleaved rounds, %ss i
 def round_p50(n, k, kind="lat"):
     x = j("%s-%s-%d.txt.json" % (kind, n, k))
     return x.get("p50_ms")
-per_round, floor_rounds, stock_rounds = [], [], []
+per_round, floor_rounds, stock_rounds, busy_rounds = [], [], [], []
 for k in range(1, int(E("LAT_ROUNDS") or 0) + 1):
-    d, ng, fl, al, st = (round_p50(n, k) for n in ("direct", "nginx", "floor", "airlock", "stock"))
+    d, ng, fl, al, st, bu = (round_p50(n, k) for n in ("direct", "nginx", "floor", "airlock", "stock", "busy"))
+    if None not in (d, ng, bu) and ng > d:
+        busy_rounds.append("%.0f / %.0f µs (%.2f×)" % ((ng - d) * 1000, (bu - d) * 1000, (bu - d) / (ng - d)))
     if None not in (d, st, al) and st > d:
         stock_rounds.append("%.0f / %.0f µs (%.2f×)" % ((st - d) * 1000, (al - d) * 1000, (al - d) / (st - d)))
     if None not in (d, ng, al) and ng > d:
@@ -515,6 +528,8 @@ for k in range(1, int(E("LAT_ROUNDS") or 0) + 1):
 if q_rounds:
     notes.append("Added p50 round by round with idle vCPUs polling (PM QoS 0), nginx / airlock: "
                  + "; ".join(q_rounds) + ".")
+if busy_rounds:
+    notes.append("Added p50 round by round, nginx / airlock with busy_poll_us: 200: " + "; ".join(busy_rounds) + ".")
 if stock_rounds:
     notes.append("Added p50 round by round, nginx's stock proxy_pass (HTTP/1.0, a new upstream connection per "
                  "request) / airlock: " + "; ".join(stock_rounds) + ".")
