@@ -87,6 +87,7 @@ struct exchange {
     struct buf body;
     int body_too_large;
     int bad_framing;            /* Content-Length twice, or with Transfer-Encoding */
+    int bad_host;               /* HTTP/1.1 without Host, or Host twice */
     cJSON *json;                /* the parsed body, in the worker's scratch
                                  * arena: dropped once the request is planned */
     int stream;

@@ -299,6 +299,13 @@ static void dispatch(struct exchange *ex)
             MHD_add_response_header(ex->response, MHD_HTTP_HEADER_CONNECTION, "close");
         return;
     }
+    if (ex->bad_host) {
+        respond_error(ex, 400, "invalid_request_error", "invalid_host", NULL,
+                      "An HTTP/1.1 request needs exactly one Host header");
+        if (ex->response)
+            MHD_add_response_header(ex->response, MHD_HTTP_HEADER_CONNECTION, "close");
+        return;
+    }
     if (!peer_allowed(ex)) {
         respond_error(ex, 403, "permission_error", "forbidden", NULL,
                       "only loopback clients may connect when no client keys are configured");
@@ -367,32 +374,37 @@ static enum MHD_Result queue_ready_response(struct exchange *ex)
     return rc;
 }
 
-struct framing {
+struct head_check {
     const char *length;         /* the last Content-Length seen */
-    int conflict;
+    int lengths_differ, transfer_encoding, hosts;
 };
 
-static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
-    struct framing *f = cls;
+    struct head_check *h = cls;
     (void)kind;
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
-        f->conflict |= f->length && strcmp(f->length, value ? value : "") != 0;
-        f->length = value ? value : "";
+        h->lengths_differ |= h->length && strcmp(h->length, value ? value : "") != 0;
+        h->length = value ? value : "";
     } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
-        f->conflict = 1;        /* only reached with a Content-Length: see below */
+        h->transfer_encoding = 1;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+        h->hosts++;
     }
     return MHD_YES;
 }
 
-/* libmicrohttpd frames the body by the first Content-Length, or by chunked
- * when Transfer-Encoding is there too (RFC 9112 6.3 asks that such a
- * request be refused, or answered and its connection closed). */
-static int framing_conflicts(struct MHD_Connection *conn)
+/* What libmicrohttpd 0.9.75 lets through and RFC 9112 refuses: a body
+ * framed two ways (it reads by the first Content-Length, or by chunked when
+ * Transfer-Encoding is there too; 6.3 asks that such a request be refused,
+ * or answered and its connection closed), and an HTTP/1.1 request without
+ * exactly one Host (3.2). */
+static void check_headers(struct exchange *ex, struct MHD_Connection *conn, const char *version)
 {
-    struct framing f = { 0 };
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_header, &f);
-    return f.conflict;
+    struct head_check h = { 0 };
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, check_header, &h);
+    ex->bad_framing = h.lengths_differ || (h.length && h.transfer_encoding);
+    ex->bad_host = h.hosts > 1 || (h.hosts == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0);
 }
 
 /* The most an over-limit body is read (and dropped) for a clean 413. */
@@ -405,7 +417,6 @@ enum MHD_Result request_handler(void *cls, struct MHD_Connection *conn, const ch
 {
     struct worker *w = cls;
     struct exchange *ex = *con_cls;
-    (void)version;
 
     if (!ex) {
         ex = exchange_new(w, conn, url, method);
@@ -415,8 +426,7 @@ enum MHD_Result request_handler(void *cls, struct MHD_Connection *conn, const ch
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
-        if (cl)
-            ex->bad_framing = framing_conflicts(conn);
+        check_headers(ex, conn, version);
         if (cl && len > ex->cfg->max_body_bytes) {
             ex->body_too_large = 1;
             /* A client waiting for "100 Continue", or about to send far more

@@ -250,6 +250,34 @@ def _():
         m.stop()
 
 
+@test("Host: an HTTP/1.1 request without one, or with two, is a 400 that closes the connection; HTTP/1.0 needs none")
+def _():
+    m = Mock("openai", "host")
+    a = Airlock("backends:\n" + backend("b", m))
+    try:
+        body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+        rest = b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        cases = {"no Host": b"POST /v1/chat/completions HTTP/1.1\r\n" + rest,
+                 "two Hosts": b"POST /v1/chat/completions HTTP/1.1\r\nHost: a\r\nHost: b\r\n" + rest,
+                 "HTTP/1.0, no Host": b"POST /v1/chat/completions HTTP/1.0\r\n" + rest,
+                 "one Host": b"POST /v1/chat/completions HTTP/1.1\r\nHost: a\r\nConnection: close\r\n" + rest}
+        for name, data in cases.items():
+            s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+            s.sendall(data)
+            out = read_to_close(s)
+            check(out is not None, "%s: connection kept open" % name)
+            if name in ("no Host", "two Hosts"):
+                check(out.startswith(b"HTTP/1.1 400 ") and b'"invalid_host"' in out and b"onnection: close" in out,
+                      "%s: %r" % (name, out[:300]))
+            else:
+                check(b" 200 OK\r\n" in out.split(b"\r\n")[0] + b"\r\n" and b"hello from host" in out,
+                      "%s: %r" % (name, out[:300]))
+        check(len(m.requests()) == 2, "the backend got %d requests, not the 2 good ones" % len(m.requests()))
+    finally:
+        a.stop()
+        m.stop()
+
+
 @test("hostile bodies: truncated, huge, deeply nested, invalid UTF-8, NUL bytes", timeout=120)
 def _():
     m = Mock("openai", "h")
