@@ -286,24 +286,25 @@ static int peer_allowed(struct exchange *ex)
     return 0;
 }
 
+/* A 400 after which the connection is not read further: where a badly
+ * framed body ends is what a request smuggler plays on. */
+static void refuse_and_close(struct exchange *ex, const char *code, const char *message)
+{
+    respond_error(ex, 400, "invalid_request_error", code, NULL, message);
+    if (ex->response)
+        MHD_add_response_header(ex->response, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
 static void dispatch(struct exchange *ex)
 {
     reading_remove(ex->worker, ex);
     if (ex->bad_framing) {
-        /* Where such a body ends is what a request smuggler plays on: the
-         * connection is not read past it. */
-        respond_error(ex, 400, "invalid_request_error", "invalid_framing", NULL,
-                      "The request has Content-Length twice with different values, or both "
-                      "Content-Length and Transfer-Encoding");
-        if (ex->response)
-            MHD_add_response_header(ex->response, MHD_HTTP_HEADER_CONNECTION, "close");
+        refuse_and_close(ex, "invalid_framing", "The request has Content-Length twice with different "
+                                                "values, or both Content-Length and Transfer-Encoding");
         return;
     }
     if (ex->bad_host) {
-        respond_error(ex, 400, "invalid_request_error", "invalid_host", NULL,
-                      "An HTTP/1.1 request needs exactly one Host header");
-        if (ex->response)
-            MHD_add_response_header(ex->response, MHD_HTTP_HEADER_CONNECTION, "close");
+        refuse_and_close(ex, "invalid_host", "An HTTP/1.1 request needs exactly one Host header");
         return;
     }
     if (!peer_allowed(ex)) {
