@@ -1,7 +1,8 @@
 #!/bin/bash
 # bench/run.sh — airlock next to a plain nginx reverse proxy, in front of the
 # same fast upstream (nginx answering canned chat completions), in one run:
-# added latency p50/p99 over a direct call, req/s at 64 connections, time to
+# added latency p50/p99 over a direct call (also for a second airlock with
+# busy_poll_us, nginx's stock proxy_pass and the libraries alone), req/s at 64 connections, time to
 # first chunk of a stream, airlock's RSS, then failover times and what a dead
 # backend receives once its circuit is open. Everything listens on 127.0.0.1,
 # on free ports, and every process started here is stopped on exit.
