@@ -376,7 +376,7 @@ static enum MHD_Result queue_ready_response(struct exchange *ex)
 }
 
 struct head_check {
-    const char *length;         /* the last Content-Length seen */
+    const char *length;         /* the first Content-Length: the one libmicrohttpd frames by */
     int lengths_differ, transfer_encoding, hosts;
 };
 
@@ -385,8 +385,10 @@ static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const ch
     struct head_check *h = cls;
     (void)kind;
     if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
-        h->lengths_differ |= h->length && strcmp(h->length, value ? value : "") != 0;
-        h->length = value ? value : "";
+        if (!h->length)
+            h->length = value ? value : "";
+        else
+            h->lengths_differ |= strcmp(h->length, value ? value : "") != 0;
     } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
         h->transfer_encoding = 1;
     } else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
@@ -399,13 +401,14 @@ static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const ch
  * framed two ways (it reads by the first Content-Length, or by chunked when
  * Transfer-Encoding is there too; 6.3 asks that such a request be refused,
  * or answered and its connection closed), and an HTTP/1.1 request without
- * exactly one Host (3.2). */
-static void check_headers(struct exchange *ex, struct MHD_Connection *conn, const char *version)
+ * exactly one Host (3.2). Returns the Content-Length, or NULL. */
+static const char *check_headers(struct exchange *ex, struct MHD_Connection *conn, const char *version)
 {
     struct head_check h = { 0 };
     MHD_get_connection_values(conn, MHD_HEADER_KIND, check_header, &h);
     ex->bad_framing = h.lengths_differ || (h.length && h.transfer_encoding);
     ex->bad_host = h.hosts > 1 || (h.hosts == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0);
+    return h.length;
 }
 
 /* The most an over-limit body is read (and dropped) for a clean 413. */
@@ -424,10 +427,8 @@ enum MHD_Result request_handler(void *cls, struct MHD_Connection *conn, const ch
         if (!ex)
             return MHD_NO;
         *con_cls = ex;
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl = check_headers(ex, conn, version);
         unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
-        check_headers(ex, conn, version);
         if (cl && len > ex->cfg->max_body_bytes) {
             ex->body_too_large = 1;
             /* A client waiting for "100 Continue", or about to send far more
