@@ -350,6 +350,17 @@ class Airlock:
     def signal(self, sig):
         self.proc.send_signal(sig)
 
+    def reload(self, outcome="reloaded"):
+        """SIGHUP, then up to 5 s for one more log line that says `outcome`
+        ("reloaded", or "rejected" for a config that fails its check)."""
+        def count():
+            return sum(outcome in l.get("msg", "") for l in self.log_lines())
+        before = count()
+        self.signal(signal.SIGHUP)
+        deadline = time.time() + 5 * SLOW
+        while time.time() < deadline and count() <= before:
+            time.sleep(0.05)
+
     def wait(self, timeout):
         return self.proc.wait(timeout)
 
