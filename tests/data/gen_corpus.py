@@ -207,7 +207,7 @@ def ssn_neg():
         f"order {a:03d}{g:02d}{s:04d}", f"call {R.randint(201, 989)}-{R.randint(200, 999)}-{R.randint(1000, 9999)}",
         f"on {R.randint(1990, 2030)}-{R.randint(1, 12):02d}-{R.randint(1, 28):02d}", f"{a:03d}-{g:02d}-{s % 1000:03d}",
         f"ISBN 0-{R.randint(100, 999)}-{R.randint(10000, 99999)}-{R.randint(0, 9)}", f"AB-{a:03d}-{g:02d}-{s:04d}",
-        f"{a:03d}-{g:02d}-{s:04d}-{R.randint(10, 99)}", f"part {a:03d}.{g:02d}.{s:04d}", R.choice(PROSE),
+        f"{a:03d}-{g:02d}-{s:04d}-{R.randint(10, 99)}", f"part P{a:03d}.{g:02d}.{s:04d}", R.choice(PROSE),
         f"v{a}.{g}.{s}", f"{a:03d}-{R.randint(100, 999)}-{s:04d}",
     ])
 

@@ -179,6 +179,12 @@ static void test_ssn(void)
     CHECK(text_hits("912-12-3456", "us_ssn") == 0);
     CHECK(text_hits("123-00-4567", "us_ssn") == 0);
     CHECK(text_hits("123-45-0000", "us_ssn") == 0);
+    /* issue 17: dots and mixed separators */
+    CHECK(text_hits("SSN 123.45.6789", "us_ssn") == 1);
+    CHECK(text_hits("123-45 6789", "us_ssn") == 1);
+    CHECK(text_hits("123 45.6789", "us_ssn") == 1);
+    CHECK(text_hits("000.12.3456", "us_ssn") == 0);
+    CHECK(text_hits("v123.45.6789.1", "us_ssn") == 0);
     CHECK(text_hits("zip 123456789", "us_ssn") == 0);
     CHECK(text_hits("AB-123-45-6789", "us_ssn") == 0);
 }

@@ -27,7 +27,7 @@ void detect_numeric(const unsigned char *s, size_t n, const struct numeric_sinks
                 resume[NUM_CARD] = end;
             }
         }
-        if (sink[NUM_SSN] && i >= resume[NUM_SSN] && ((len == 3 && (next == '-' || next == ' ')) || len == 9)) {
+        if (sink[NUM_SSN] && i >= resume[NUM_SSN] && ((len == 3 && (next == '-' || next == ' ' || next == '.')) || len == 9)) {
             end = ssn_at(s, n, i, run_end);
             if (end) {
                 sink_hit(sink[NUM_SSN], i, end);

@@ -1,4 +1,5 @@
-/* ssn.c — the `us_ssn` built-in: AAA-GG-SSSS (dashes or spaces), or nine
+/* ssn.c — the `us_ssn` built-in: AAA-GG-SSSS (each separator a dash, space
+ * or dot, mixed allowed: 123.45.6789, 123-45 6789), or nine
  * plain digits right after an "SSN" / "social security" label. Numbers the
  * SSA never issues are rejected: area 000, 666 or 900-999, group 00, serial
  * 0000. */
@@ -14,6 +15,11 @@ static int issued(const unsigned char *a, const unsigned char *g, const unsigned
     if (g[0] == '0' && g[1] == '0')
         return 0;
     return !(sr[0] == '0' && sr[1] == '0' && sr[2] == '0' && sr[3] == '0');
+}
+
+static int ssn_sep(unsigned char c)
+{
+    return c == '-' || c == ' ' || c == '.';
 }
 
 static int right_ok(const unsigned char *s, size_t n, size_t e)
@@ -49,8 +55,7 @@ size_t ssn_at(const unsigned char *s, size_t n, size_t i, size_t run_end)
         return 0;
     if (len == 3 && run_end + 8 <= n) {
         const unsigned char *p = s + i;
-        unsigned char sep = p[3];
-        if ((sep == '-' || sep == ' ') && is_digit(p[4]) && is_digit(p[5]) && p[6] == sep &&
+        if (ssn_sep(p[3]) && is_digit(p[4]) && is_digit(p[5]) && ssn_sep(p[6]) &&
             is_digit(p[7]) && is_digit(p[8]) && is_digit(p[9]) && is_digit(p[10]) &&
             issued(p, p + 4, p + 7) && right_ok(s, n, i + 11))
             return i + 11;
