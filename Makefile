@@ -5,7 +5,7 @@ DESTDIR ?=
 BUILD   ?= build
 CC      ?= cc
 
-PKGS    := libmicrohttpd libcurl libcjson yaml-0.1 libhs
+PKGS    := libmicrohttpd libcurl libcjson yaml-0.1 libhs libsystemd
 VERSION := 0.1.0
 
 WARN    := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes

@@ -14,7 +14,7 @@ esac
 if dpkg-query -W -f='${Status}' libvectorscan-dev 2>/dev/null | grep -q "install ok installed"; then
   HS=libvectorscan-dev
 fi
-BUILD="gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev libyaml-dev $HS"
+BUILD="gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libsystemd-dev $HS"
 # Tests: the mock upstreams and the integration suite are Python (stdlib only),
 # curl for the demo, openssl for the TLS test upstream's certificate.
 TEST="python3 curl openssl"

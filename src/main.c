@@ -11,6 +11,7 @@
 
 #include "airlock/config.h"
 #include "airlock/exchange.h"
+#include "airlock/notify.h"
 #include "airlock/probe.h"
 #include "airlock/server.h"
 
@@ -136,6 +137,9 @@ int main(int argc, char **argv)
         return 1;
     }
     probe_start();
+    char status[128];
+    snprintf(status, sizeof status, "serving %d backends, %d workers", cfg->n_backends, cfg->workers);
+    notify_ready(status);
     long drain_ms = cfg->shutdown_timeout_ms;
     config_unref(cfg);
 
@@ -144,18 +148,24 @@ int main(int argc, char **argv)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
+            notify_reloading();
             struct config *running = server_config();
             struct config *fresh = load(path, 1, running);
             config_unref(running);
             if (!fresh) {
                 log_event("error", "reload of %s rejected; the previous configuration keeps serving", path);
+                notify_ready("last reload rejected; the previous configuration keeps serving");
                 continue;
             }
             drain_ms = fresh->shutdown_timeout_ms;
+            snprintf(status, sizeof status, "serving %d backends, %d workers; last reload ok",
+                     fresh->n_backends, fresh->workers);
             server_set_config(fresh);
             log_event("info", "reloaded %s", path);
+            notify_ready(status);
             continue;
         }
+        notify_stopping();
         log_event("info", "%s: draining for up to %ld ms", sig == SIGTERM ? "SIGTERM" : "SIGINT", drain_ms);
         break;
     }
