@@ -22,7 +22,7 @@ OBJS      := $(SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps deps-test run demo test unit integration asan valgrind fuzz bench install clean check-config
+.PHONY: all deps deps-test run demo test unit integration asan valgrind fuzz bench install uninstall clean check-config
 
 all: deps $(BUILD)/airlock
 	@ln -sf $(BUILD)/airlock airlock
@@ -89,9 +89,24 @@ bench: all
 check-config: all
 	./$(BUILD)/airlock --check -c config/airlock.yaml
 
+# The unit goes where systemd looks for a PREFIX's units (/usr/local/lib/systemd/system
+# for the default), with ExecStart under PREFIX. /etc/airlock/airlock.yaml is
+# installed only when there is none: an operator's config is never overwritten,
+# nor removed by uninstall.
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 install: all
 	install -D -m 0755 $(BUILD)/airlock $(DESTDIR)$(PREFIX)/bin/airlock
 	install -D -m 0644 config/airlock.example.yaml $(DESTDIR)/etc/airlock/airlock.yaml.example
+	[ -e $(DESTDIR)/etc/airlock/airlock.yaml ] || \
+	  install -D -m 0640 config/airlock.example.yaml $(DESTDIR)/etc/airlock/airlock.yaml
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's#/usr/local/bin/airlock#$(PREFIX)/bin/airlock#' packaging/airlock.service \
+	  > $(DESTDIR)$(UNITDIR)/airlock.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/airlock.service
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/airlock $(DESTDIR)$(UNITDIR)/airlock.service \
+	  $(DESTDIR)/etc/airlock/airlock.yaml.example
 
 clean:
 	rm -rf build build-asan build-fuzz airlock

@@ -17,7 +17,8 @@ fi
 BUILD="gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libsystemd-dev $HS"
 # Tests: the mock upstreams and the integration suite are Python (stdlib only),
 # curl for the demo, openssl for the TLS test upstream's certificate.
-TEST="python3 curl openssl"
+# systemd for systemd-analyze (the unit file's verify and security score).
+TEST="python3 curl openssl systemd"
 # Extras, only when asked: sanitizers' runtime, fuzzing, benchmark peers.
 EXTRA="clang libclang-rt-14-dev valgrind nginx-light wrk"
 

@@ -67,3 +67,64 @@ def sd_notify_sequence():
     finally:
         up.stop()
         ns.close()
+
+
+def _analyze(*args):
+    import subprocess
+    return subprocess.run(["systemd-analyze"] + list(args), capture_output=True, text=True, timeout=60)
+
+
+@test("service: packaging/airlock.service scores <= 2.0 in systemd-analyze security and verifies")
+def unit_security():
+    import re
+    from harness import BIN, ROOT
+    unit = os.path.join(ROOT, "packaging", "airlock.service")
+    r = _analyze("security", "--offline=true", unit)
+    m = re.search(r"Overall exposure level for airlock.service: ([0-9.]+)", r.stdout + r.stderr)
+    check(m, "no score from systemd-analyze security:\n" + r.stdout[-2000:] + r.stderr[-2000:])
+    print("    systemd-analyze security exposure: %s" % m.group(1), flush=True)
+    check(float(m.group(1)) <= 2.0, "exposure %s > 2.0" % m.group(1))
+    d = tempfile.mkdtemp(prefix="airlock-unit-")
+    try:
+        copy = os.path.join(d, "airlock.service")
+        with open(unit) as f:
+            text = f.read()
+        check("ExecStart=/usr/local/bin/airlock " in text, "ExecStart names the installed binary")
+        with open(copy, "w") as f:
+            f.write(text.replace("/usr/local/bin/airlock", os.path.abspath(BIN)))
+        v = _analyze("verify", copy)
+        check(v.returncode == 0, "systemd-analyze verify failed:\n" + v.stdout + v.stderr)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@test("service: make install DESTDIR lays out binary, unit, config; keeps an edited config; uninstall")
+def make_install():
+    import subprocess
+    from harness import BIN, ROOT
+    d = tempfile.mkdtemp(prefix="airlock-install-")
+    build = os.path.dirname(os.path.abspath(BIN))
+    make = ["make", "-s", "-C", ROOT, "BUILD=" + os.path.relpath(build, ROOT), "DESTDIR=" + d, "PREFIX=/opt/al"]
+    try:
+        r = subprocess.run(make + ["install"], capture_output=True, text=True, timeout=120)
+        check(r.returncode == 0, "make install: " + r.stdout[-1000:] + r.stderr[-1000:])
+        for f in ("opt/al/bin/airlock", "opt/al/lib/systemd/system/airlock.service",
+                  "etc/airlock/airlock.yaml", "etc/airlock/airlock.yaml.example"):
+            check(os.path.isfile(os.path.join(d, f)), "installed " + f)
+        with open(os.path.join(d, "opt/al/lib/systemd/system/airlock.service")) as f:
+            check("ExecStart=/opt/al/bin/airlock -c /etc/airlock/airlock.yaml" in f.read(), "ExecStart under PREFIX")
+        conf = os.path.join(d, "etc/airlock/airlock.yaml")
+        with open(conf, "a") as f:
+            f.write("# edited by the operator\n")
+        r = subprocess.run(make + ["install"], capture_output=True, text=True, timeout=120)
+        check(r.returncode == 0, "second make install")
+        with open(conf) as f:
+            check("# edited by the operator" in f.read(), "a second install keeps the edited config")
+        r = subprocess.run(make + ["uninstall"], capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0, "make uninstall")
+        for f in ("opt/al/bin/airlock", "opt/al/lib/systemd/system/airlock.service",
+                  "etc/airlock/airlock.yaml.example"):
+            check(not os.path.exists(os.path.join(d, f)), "uninstalled " + f)
+        check(os.path.exists(conf), "uninstall leaves the operator's config")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
