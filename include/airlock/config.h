@@ -60,6 +60,7 @@ struct backend {
     long context_window;        /* tokens; 0 = unknown (no check) */
     struct timeouts timeouts;
     struct health health;
+    char *api_version;          /* azure: sent as ?api-version= on every request */
     char *api_key_env;          /* name of the env variable, as written in YAML */
     char *api_key_file;         /* path, as written in YAML */
     char *api_key;              /* resolved secret at load time; NULL if none. Never logged. */

@@ -184,7 +184,7 @@ static void load_backend(struct loader *l, yaml_node_t *n, struct backend *b)
                          { "model", 0, 0 }, { "context_window", 0, 0 }, { "timeouts", 0, 0 },
                          { "health", 0, 0 }, { "api_key_env", 0, 0 }, { "api_key_file", 0, 0 },
                          { "api_key", 0, 0 }, { "clearance", 0, 0 }, { "price", 0, 0 },
-                         { "retries", 0, 0 }, { 0, 0, 0 } };
+                         { "retries", 0, 0 }, { "api_version", 0, 0 }, { 0, 0, 0 } };
     b->provider = PROVIDER_OPENAI;
     b->zone = ZONE_CLOUD;
     b->clearance = -1;
@@ -222,6 +222,11 @@ static void load_backend(struct loader *l, yaml_node_t *n, struct backend *b)
     }
     if ((v = field_value(f, "model")))
         get_string(l, v, "model", &b->model);
+    if ((v = field_value(f, "api_version")))
+        get_string(l, v, "api_version", &b->api_version);
+    else if (b->provider == PROVIDER_AZURE)
+        error_at(l, n, "backend '%s': 'api_version' is required for provider azure (e.g. 2024-10-21)",
+                 b->name ? b->name : "?");
     if ((v = field_value(f, "context_window")))
         get_long(l, v, "context_window", 0, 100000000, &b->context_window);
     int local = b->zone == ZONE_LOCAL;

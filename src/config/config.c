@@ -28,6 +28,7 @@ static void free_backend(struct backend *b)
     free(b->name);
     free(b->url);
     free(b->model);
+    free(b->api_version);
     free(b->health.path);
     free(b->api_key_env);
     free(b->api_key_file);

@@ -150,6 +150,12 @@ struct upstream_template *upstream_template_build(const struct backend *b)
         struct buf url = { 0 };
         ok = buf_appendf(&url, "%s%s", b->url, upstream_paths[i]) == 0 && (t->url[i] = curl_url()) &&
              curl_url_set(t->url[i], CURLUPART_URL, url.data, 0) == CURLUE_OK;
+        if (ok && b->provider == PROVIDER_AZURE && b->api_version) {
+            struct buf q = { 0 };   /* Azure routes by deployment in the URL, version in the query */
+            ok = buf_appendf(&q, "api-version=%s", b->api_version) == 0 &&
+                 curl_url_set(t->url[i], CURLUPART_QUERY, q.data, CURLU_APPENDQUERY | CURLU_URLENCODE) == CURLUE_OK;
+            buf_free(&q);
+        }
         buf_free(&url);
     }
     for (int stream = 0; stream < 2 && ok; stream++) {

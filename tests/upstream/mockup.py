@@ -350,7 +350,7 @@ async def serve(r, w):
             if req is None:
                 break
             method, path, headers, body = req
-            path = path.split("?")[0]
+            path, _, query = path.partition("?")
             if path.startswith("/_mock/"):
                 await control(w, method, path, body)
                 continue
@@ -360,7 +360,7 @@ async def serve(r, w):
             if not api_seen:            # connections that carried API requests
                 api_seen = True
                 STATE["connections"] += 1
-            STATE["records"].append({"method": method, "path": path, "headers": headers,
+            STATE["records"].append({"method": method, "path": path, "query": query, "headers": headers,
                                      "body": body.decode("utf-8", "surrogateescape")
                                      .encode("utf-8", "backslashreplace").decode(), "t": time.time()})
             if not await api(r, w, method, path, headers, body):
