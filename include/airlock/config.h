@@ -68,6 +68,10 @@ struct backend {
     int clearance;              /* level index; default top for local, 0 for cloud */
     double price_input_per_mtok;  /* USD per million tokens; 0 = free */
     double price_output_per_mtok;
+    double price_cached_input_per_mtok;  /* default: the input price */
+    int64_t price_input_ppt;    /* the same in pico-USD per token (USD/Mtok x 1e6), exact */
+    int64_t price_output_ppt;
+    int64_t price_cached_ppt;
     int retries;                /* extra tries on this backend before moving on; default 0 */
     struct upstream_template *tmpl; /* what every request to it shares: built at load, owned */
 };

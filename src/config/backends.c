@@ -3,6 +3,7 @@
  * timeouts, health probe, price, clearance and key (from the environment
  * or a file, never the YAML). */
 #include <ctype.h>
+#include <math.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -156,16 +157,35 @@ static void load_health(struct loader *l, yaml_node_t *n, struct backend *b, cha
         get_long(l, v, "health.timeout_ms", 1, 600000, &b->health.timeout_ms);
 }
 
+/* A price in USD per million tokens, kept also as an exact integer of
+ * pico-USD per token (1 USD/Mtok = 1e6 pUSD/token): spend adds integers. */
+static void price_field(struct loader *l, yaml_node_t *v, const char *what, double *usd, int64_t *ppt)
+{
+    if (get_double(l, v, what, usd) < 0)
+        return;
+    if (!(*usd >= 0 && *usd <= 1e6)) {
+        error_at(l, v, "%s must be between 0 and 1000000 (USD per million tokens)", what);
+        return;
+    }
+    *ppt = llround(*usd * 1e6);
+}
+
 static void load_price(struct loader *l, yaml_node_t *n, struct backend *b)
 {
-    struct field f[] = { { "input_per_mtok", 0, 0 }, { "output_per_mtok", 0, 0 }, { 0, 0, 0 } };
+    struct field f[] = { { "input_per_mtok", 0, 0 }, { "output_per_mtok", 0, 0 },
+                         { "cached_input_per_mtok", 0, 0 }, { 0, 0, 0 } };
     if (read_fields(l, n, f, "price") < 0)
         return;
     yaml_node_t *v;
     if ((v = field_value(f, "input_per_mtok")))
-        get_double(l, v, "price.input_per_mtok", &b->price_input_per_mtok);
+        price_field(l, v, "price.input_per_mtok", &b->price_input_per_mtok, &b->price_input_ppt);
     if ((v = field_value(f, "output_per_mtok")))
-        get_double(l, v, "price.output_per_mtok", &b->price_output_per_mtok);
+        price_field(l, v, "price.output_per_mtok", &b->price_output_per_mtok, &b->price_output_ppt);
+    b->price_cached_input_per_mtok = b->price_input_per_mtok;
+    b->price_cached_ppt = b->price_input_ppt;
+    if ((v = field_value(f, "cached_input_per_mtok")))
+        price_field(l, v, "price.cached_input_per_mtok", &b->price_cached_input_per_mtok,
+                    &b->price_cached_ppt);
 }
 
 static int valid_env_name(const char *s)
