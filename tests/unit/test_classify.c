@@ -145,6 +145,8 @@ static void test_phone(void)
     CHECK(text_hits("call (555) 123-4567 now", "phone") == 1);
     CHECK(text_hits("call 555-123-4567", "phone") == 1);
     CHECK(text_hits("+1 555 123 4567", "phone") == 1);
+    CHECK(text_hits("ref 0012 3456 7890 1234 ok", "phone") == 0);
+    CHECK(text_hits("ref 0049 3012 3456 7812", "phone") == 0);
     CHECK(text_hits("+44 20 7946 0958", "phone") == 1);
     CHECK(text_hits("Tel. 030 12345678", "phone") == 1);
     CHECK(text_hits("appelez le 01 42 68 53 00", "phone") == 1);

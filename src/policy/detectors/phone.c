@@ -187,7 +187,11 @@ size_t phone_at(const unsigned char *s, size_t n, size_t i, size_t *start)
     if (b > 0 && (s[b - 1] == '+' || s[b - 1] == '('))
         b--;
     for (;;) {
-        if (number_left_ok(s, b) && read_number(s, n, b, &num)) {
+        /* Four groups of four without '+' are card-shaped, not a phone,
+         * nor is any prefix of them (issue 17). */
+        if (number_left_ok(s, b) && read_number(s, n, b, &num) &&
+            !(!num.plus && num.ng == 4 && num.len[0] == 4 && num.len[1] == 4 &&
+              num.len[2] == 4 && num.len[3] == 4)) {
             for (int g = num.ng; g >= 1; g--) {
                 if (shape_ok(&num, g, s) && right_ok(s, n, num.gend[g - 1], g == num.ng)) {
                     *start = b;
