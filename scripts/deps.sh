@@ -16,8 +16,9 @@ if dpkg-query -W -f='${Status}' libvectorscan-dev 2>/dev/null | grep -q "install
 fi
 BUILD="gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libsystemd-dev $HS"
 # Tests: the mock upstreams and the integration suite are Python (stdlib only),
-# curl for the demo, openssl for the TLS test upstream's certificate.
-# systemd for systemd-analyze (the unit file's verify and security score).
+# curl for the demo, openssl for the TLS test upstream's certificate,
+# systemd for systemd-analyze (the unit file's verify and security score),
+# Node.js and npm for the official OpenAI and Anthropic clients (tests/sdk).
 TEST="python3 curl openssl systemd"
 # Extras, only when asked: sanitizers' runtime, fuzzing, benchmark peers.
 EXTRA="clang libclang-rt-14-dev valgrind nginx-light wrk"
@@ -31,10 +32,27 @@ case "${1:-build}" in
 esac
 
 missing=""
+# Node.js may come from elsewhere than Debian (a newer build on PATH): only a
+# machine without node and npm gets Debian's.
+case "${1:-build}" in
+  test|all) command -v node >/dev/null && command -v npm >/dev/null || want="$want nodejs npm" ;;
+esac
 for p in $want; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
+# The official SDKs (npm packages, pinned by tests/sdk/package-lock.json),
+# installed when the lock file is newer than what node_modules holds.
+sdk_install() {
+  case "${1:-build}" in test|all) ;; *) return 0 ;; esac
+  dir=$(cd "$(dirname "$0")/.." && pwd)/tests/sdk
+  stamp=$dir/node_modules/.package-lock.json
+  if [ ! -f "$stamp" ] || [ "$dir/package-lock.json" -nt "$stamp" ]; then
+    echo "deps: npm ci in tests/sdk" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+}
+
+if [ -z "$missing" ]; then sdk_install "${1:-build}"; exit 0; fi
 
 echo "deps: installing$missing" >&2
 SUDO=""
@@ -47,3 +65,4 @@ $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 if echo "$missing" | grep -q nginx; then
   $SUDO systemctl disable --now nginx >/dev/null 2>&1 || $SUDO service nginx stop >/dev/null 2>&1 || true
 fi
+sdk_install "${1:-build}"

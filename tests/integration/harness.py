@@ -402,3 +402,23 @@ def two_backends(local, cloud, local_extra="", cloud_extra="", fallback="", rout
 
 
 CLOUD_ENV = {"T_CLOUD_KEY": "sk-cloud-test-key"}
+
+
+# ---- the official SDKs ---------------------------------------------------
+
+SDK_DIR = os.path.join(ROOT, "tests", "sdk")
+
+
+def sdk(sdk_name, base_url, op, params=None, api_key="none", headers=None, timeout=30):
+    """Runs one call through the official `openai` or `@anthropic-ai/sdk`
+    npm client (tests/sdk/call.mjs; installed by scripts/deps.sh test) and
+    returns its JSON verdict: {"ok": True, "result"/"chunks": ...} or
+    {"ok": False, "error_class": "AuthenticationError", "status": 401, ...}.
+    base_url: airlock.base + "/v1" for openai, airlock.base for anthropic."""
+    job = {"sdk": sdk_name, "baseURL": base_url, "apiKey": api_key, "op": op,
+           "params": params or {}, "headers": headers or {}, "timeoutMs": int(timeout * 1000)}
+    p = subprocess.run(["node", os.path.join(SDK_DIR, "call.mjs")], input=json.dumps(job),
+                       capture_output=True, text=True, timeout=timeout + 15, cwd=SDK_DIR)
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+    check(lines, "sdk call printed nothing (exit %s): %s" % (p.returncode, p.stderr[-2000:]))
+    return json.loads(lines[-1])
